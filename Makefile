@@ -1,0 +1,110 @@
+# crebuild: a drop-in replacement for nixos-rebuild, in C.
+#   make            build ./crebuild
+#   make check      unit tests, then integration tests (root: real hosts)
+#   make sanitize   the whole suite built with ASan+UBSan
+#   make valgrind   unit tests under valgrind
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make bench      crebuild against OpenSSH + nix-copy-closure
+#   make fuzz       libFuzzer targets (clang)
+
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share
+VERSION := 0.1.0
+
+CC      ?= cc
+PKGS    := libssh libcurl libcjson libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka)
+
+WERROR  ?= -Werror
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wformat=2 -Wstrict-prototypes \
+           -Wmissing-prototypes -Wold-style-definition -Wpointer-arith \
+           -Wcast-qual -Wwrite-strings -Wvla -Wimplicit-fallthrough \
+           -Wnull-dereference -Wno-format-nonliteral $(WERROR)
+HARDEN  := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+OPT     ?= -O2 -g
+CPPFLAGS += -std=c11 -D_GNU_SOURCE -Iinclude -DCR_VERSION='"$(VERSION)"'
+CFLAGS  += $(OPT) $(WARN) $(HARDEN) $(PKG_CFLAGS)
+LDFLAGS += -pie -Wl,-z,relro,-z,now
+
+B       ?= build
+LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+HDRS    := $(wildcard include/crebuild/*.h)
+
+all: crebuild
+
+crebuild: $(B)/crebuild
+	cp $(B)/crebuild $@
+
+$(B)/crebuild: $(B)/main.o $(B)/libcrebuild.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(B)/libcrebuild.a: $(LIB_OBJ)
+	rm -f $@; ar rcs $@ $^
+
+$(B)/%.o: src/%.c $(HDRS) | $(B)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(B)/tests/%: tests/unit/%.c tests/unit/testutil.h $(B)/libcrebuild.a $(HDRS) | $(B)
+	@mkdir -p $(B)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $< \
+	    $(B)/libcrebuild.a $(PKG_LIBS) $(CMOCKA_LIBS)
+
+$(B):
+	mkdir -p $(B)
+
+unit: $(UNIT_BIN)
+	@fail=0; for t in $(UNIT_BIN); do \
+	    $(UNIT_WRAP) ./$$t || fail=1; done; \
+	exit $$fail
+
+integration: crebuild
+	CREBUILD=$(CURDIR)/$(B)/crebuild tests/integration/run.sh
+
+check: unit integration
+
+# The whole suite (unit and integration) with ASan+UBSan in its own tree.
+sanitize:
+	$(MAKE) B=build-san OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    LDFLAGS="-fsanitize=address,undefined" HARDEN= \
+	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    build-san/crebuild unit integration
+
+valgrind:
+	$(MAKE) B=build-vg OPT="-O0 -g" UNIT_WRAP="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite" unit
+
+install: crebuild
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(DATADIR)/bash-completion/completions \
+	    $(DESTDIR)$(DATADIR)/zsh/site-functions \
+	    $(DESTDIR)$(DATADIR)/fish/vendor_completions.d
+	install -m 0755 crebuild $(DESTDIR)$(BINDIR)/crebuild
+	install -m 0644 man/crebuild.8 $(DESTDIR)$(MANDIR)/man8/crebuild.8
+	install -m 0644 completions/crebuild.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/crebuild
+	install -m 0644 completions/_crebuild $(DESTDIR)$(DATADIR)/zsh/site-functions/_crebuild
+	install -m 0644 completions/crebuild.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/crebuild.fish
+
+bench: crebuild
+	bench/run.sh
+
+format-check:
+	clang-format --dry-run --Werror src/*.c include/crebuild/*.h tests/unit/*.c tests/unit/*.h
+
+format:
+	clang-format -i src/*.c include/crebuild/*.h tests/unit/*.c tests/unit/*.h
+
+# Banned calls (see README "Code style").
+lint:
+	@! grep -nE '\b(sprintf|strcpy|strcat|atoi|atol|gets|system|popen|alloca)\(' src/*.c
+
+clean:
+	rm -rf build build-san build-vg crebuild
+
+.PHONY: all unit integration check sanitize valgrind install bench format format-check lint clean
+.SECONDARY:

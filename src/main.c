@@ -1,0 +1,2 @@
+#include "crebuild/util.h"
+int main(void) { return 0; }
