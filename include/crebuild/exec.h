@@ -1,0 +1,36 @@
+/* exec.h: the executor.  Runs a plan's steps on the hosts, fills in the
+ * placeholders as values become known, and turns failures into one-line
+ * errors and nixos-rebuild's exit statuses. */
+#ifndef CREBUILD_EXEC_H
+#define CREBUILD_EXEC_H
+
+#include "crebuild/cli.h"
+#include "crebuild/host.h"
+#include "crebuild/plan.h"
+
+struct copy_session;
+struct events;
+
+struct exec_ctx {
+    const struct cr_opts *o;
+    struct host *hosts[PH_COUNT]; /* NULL for hosts the plan does not use */
+    char *vars[VAR_COUNT];
+    /* Serve sessions kept open (their temp GC roots protect what was just
+     * copied) until the plan has finished. */
+    struct copy_session *keep[8];
+    size_t n_keep;
+    struct events *events; /* may be NULL */
+};
+
+void exec_init(struct exec_ctx *x, const struct cr_opts *o);
+void exec_release(struct exec_ctx *x);
+
+/* Run every step in order.  Returns the process exit status: 0, the
+ * failing command's status, 1 for other errors, 130/143 when
+ * interrupted. */
+int exec_plan(struct exec_ctx *x, const struct plan *p);
+
+/* Replace @toplevel@, @drv@, @tmp@, @filepath@ in s.  Caller frees. */
+char *exec_expand(const struct exec_ctx *x, const char *s);
+
+#endif

@@ -1,0 +1,552 @@
+/* exec.c: run a plan (see exec.h). */
+#include "crebuild/exec.h"
+#include "crebuild/copy.h"
+#include "crebuild/generations.h"
+#include "crebuild/log.h"
+#include "crebuild/shquote.h"
+#include "crebuild/util.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const placeholders[VAR_COUNT] = {
+    NULL, "@toplevel@", "@drv@", "@tmp@", "@filepath@", NULL};
+
+void
+exec_init(struct exec_ctx *x, const struct cr_opts *o)
+{
+    memset(x, 0, sizeof(*x));
+    x->o = o;
+}
+
+void
+exec_release(struct exec_ctx *x)
+{
+    for (size_t i = 0; i < x->n_keep; i++) {
+        copy_session_close(x->keep[i]);
+    }
+    x->n_keep = 0;
+    for (int i = 0; i < VAR_COUNT; i++) {
+        free(x->vars[i]);
+        x->vars[i] = NULL;
+    }
+}
+
+char *
+exec_expand(const struct exec_ctx *x, const char *s)
+{
+    struct strbuf sb = STRBUF_INIT;
+
+    while (*s) {
+        int matched = 0;
+        if (*s == '@') {
+            for (int v = 1; v < VAR_COUNT; v++) {
+                const char *ph = placeholders[v];
+                size_t len = ph ? strlen(ph) : 0;
+                if (ph && strncmp(s, ph, len) == 0 && x->vars[v]) {
+                    strbuf_addstr(&sb, x->vars[v]);
+                    s += len;
+                    matched = 1;
+                    break;
+                }
+            }
+        }
+        if (!matched) {
+            strbuf_addch(&sb, *s++);
+        }
+    }
+    return strbuf_detach(&sb);
+}
+
+static void
+expand_argv(const struct exec_ctx *x, const struct strvec *in,
+            struct strvec *out)
+{
+    for (size_t i = 0; i < in->n; i++) {
+        char *w = exec_expand(x, in->v[i]);
+        strvec_push(out, w);
+        free(w);
+    }
+}
+
+/* Last non-empty line of text, trimmed. */
+static char *
+last_line(const char *text)
+{
+    const char *end = text + strlen(text), *start;
+
+    while (end > text && (end[-1] == '\n' || end[-1] == ' ')) {
+        end--;
+    }
+    start = end;
+    while (start > text && start[-1] != '\n') {
+        start--;
+    }
+    return end > start ? xstrndup(start, (size_t)(end - start)) : NULL;
+}
+
+/* `nix build --json`: [{"drvPath": ..., "outputs": {"out": PATH}}]. */
+static char *
+json_out_path(const char *text)
+{
+    cJSON *root = cJSON_Parse(text);
+    cJSON *first, *outputs, *out;
+    char *path = NULL;
+
+    if (root == NULL) {
+        return NULL;
+    }
+    first = cJSON_GetArrayItem(root, 0);
+    outputs = first ? cJSON_GetObjectItemCaseSensitive(first, "outputs")
+                    : NULL;
+    out = outputs ? cJSON_GetObjectItemCaseSensitive(outputs, "out") : NULL;
+    if (cJSON_IsString(out) && out->valuestring[0] == '/') {
+        path = xstrdup(out->valuestring);
+    }
+    cJSON_Delete(root);
+    return path;
+}
+
+static int
+is_store_path(const char *p)
+{
+    return p != NULL && strncmp(p, "/nix/store/", 11) == 0 &&
+           strchr(p, '\n') == NULL;
+}
+
+static int
+fail_status(int status)
+{
+    return status > 0 && status < 256 ? status : 1;
+}
+
+static struct host *
+host_of(const struct exec_ctx *x, enum plan_host h)
+{
+    return x->hosts[h];
+}
+
+static int
+step_run(struct exec_ctx *x, const struct step *s)
+{
+    struct host *h = host_of(x, s->host);
+    struct strvec argv = STRVEC_INIT;
+    struct strbuf out = STRBUF_INIT;
+    struct host_cmd cmd = {0};
+    int status = -1, rc, ret = 0;
+
+    expand_argv(x, &s->argv, &argv);
+    out.max = 64 << 20;
+    cmd.argv = &argv;
+    cmd.env = s->use_env ? &s->env : NULL;
+    cmd.elevate = s->elevate;
+    cmd.out = s->capture != CAP_NONE ? &out : NULL;
+    cmd.out_to_stdout = s->out_to_stdout;
+    cmd.tty_input = s->interactive;
+    rc = host_run(h, &cmd, &status);
+    if (rc != 0) {
+        ret = rc == CR_EINTR ? 130 : 1;
+        if (rc != CR_ECHILD) {
+            log_error("cannot run '%s' on %s: %s", argv.v[0], h->name,
+                      cr_strerror(rc));
+        }
+        goto out;
+    }
+    if (status != 0) {
+        if (!s->check) {
+            log_debug("'%s' failed with status %d (ignored)", argv.v[0],
+                      status);
+            goto out;
+        }
+        if (s->fail_msg != NULL) {
+            char *m = exec_expand(x, s->fail_msg);
+            log_error("%s", m);
+            free(m);
+            ret = 1;
+        } else {
+            char *q = shquote_join(&argv);
+            log_error("command '%s' on %s returned non-zero exit status %d",
+                      q, h->name, status);
+            free(q);
+            ret = fail_status(status);
+        }
+        goto out;
+    }
+    if (s->capture != CAP_NONE && s->var != VAR_NONE) {
+        char *v = NULL;
+        if (s->capture == CAP_JSON_OUT) {
+            v = json_out_path(out.buf);
+        } else if (s->capture == CAP_LINE) {
+            v = last_line(out.buf);
+        } else {
+            v = xstrdup(out.buf);
+        }
+        if (v == NULL || ((s->var == VAR_TOPLEVEL || s->var == VAR_DRV) &&
+                          !is_store_path(v))) {
+            log_error("unexpected output from '%s' on %s: '%.200s'",
+                      argv.v[0], h->name, out.buf);
+            free(v);
+            ret = 1;
+            goto out;
+        }
+        free(x->vars[s->var]);
+        x->vars[s->var] = v;
+    }
+out:
+    strvec_clear(&argv);
+    strbuf_release(&out);
+    return ret;
+}
+
+static int
+step_copy(struct exec_ctx *x, const struct step *s)
+{
+    struct strvec roots = STRVEC_INIT;
+    struct copy_opts co;
+    struct copy_stats st;
+    struct copy_session *keep = NULL;
+    struct host *dst = host_of(x, s->to);
+    int rc;
+
+    copy_opts_init(&co);
+    co.substitute = s->substitute;
+    co.elevate = x->o->elevate != CR_ELEVATE_NONE;
+    co.quiet = x->o->quiet > 0 || x->o->no_progress;
+    memset(&st, 0, sizeof(st));
+    strvec_push(&roots, x->vars[s->var]);
+    log_info("copying %s to %s...", s->var == VAR_DRV ? "derivation" :
+             "system", dst->name);
+    rc = copy_closure(host_of(x, s->from), dst, &roots, &co, &st,
+                      x->n_keep < ARRAY_SIZE(x->keep) ? &keep : NULL);
+    strvec_clear(&roots);
+    if (keep != NULL) {
+        x->keep[x->n_keep++] = keep;
+    }
+    if (rc != 0) {
+        return rc == CR_EINTR ? 130 : 1;
+    }
+    return 0;
+}
+
+static int
+has_systemd(struct exec_ctx *x, struct host *h)
+{
+    struct strvec argv = STRVEC_INIT;
+    struct host_cmd cmd = {0};
+    int status = -1;
+
+    if (getenv("NIXOS_REBUILD_NO_SYSTEMD_RUN") != NULL ||
+        getenv("NIXOS_SWITCH_USE_DIRTY_ENV") != NULL) {
+        return 0;
+    }
+    (void)x;
+    strvec_pushl(&argv, "test", "-d", "/run/systemd/system", NULL);
+    cmd.argv = &argv;
+    if (host_run(h, &cmd, &status) != 0) {
+        status = 1;
+    }
+    strvec_clear(&argv);
+    return status == 0;
+}
+
+static int
+step_activate(struct exec_ctx *x, const struct step *s)
+{
+    struct host *h = host_of(x, s->host);
+    struct strvec argv = STRVEC_INIT, env = STRVEC_INIT;
+    struct host_cmd cmd = {0};
+    char *stc = exec_expand(x, s->argv.v[0]);
+    int status = -1, rc, ret = 0;
+
+    if (getenv("NIXOS_SWITCH_USE_DIRTY_ENV") != NULL) {
+        log_warn("skipping systemd-run since NIXOS_SWITCH_USE_DIRTY_ENV is "
+                 "set. This environment variable will be ignored in the "
+                 "future");
+    }
+    plan_activation_argv(stc, s->stc_action, has_systemd(x, h),
+                         s->install_bootloader, &argv, &env);
+    cmd.argv = &argv;
+    cmd.env = &env;
+    cmd.elevate = s->elevate;
+    log_info("activating the configuration...");
+    rc = host_run(h, &cmd, &status);
+    if (rc != 0) {
+        log_error("cannot run switch-to-configuration on %s: %s", h->name,
+                  cr_strerror(rc));
+        ret = rc == CR_EINTR ? 130 : 1;
+    } else if (status != 0) {
+        log_warn("error(s) occurred while switching to the new "
+                 "configuration");
+        log_error("switch-to-configuration %s on %s returned non-zero exit "
+                  "status %d",
+                  s->stc_action, h->name, status);
+        ret = fail_status(status);
+    }
+    free(stc);
+    strvec_clear(&argv);
+    strvec_clear(&env);
+    return ret;
+}
+
+static int
+step_prev_gen(struct exec_ctx *x, const struct step *s)
+{
+    struct generation_list l;
+    const struct generation *g;
+    int rc;
+
+    rc = generations_read(host_of(x, s->host), s->profile, &l);
+    if (rc != 0) {
+        return 1;
+    }
+    g = generations_previous(&l);
+    if (g == NULL) {
+        log_error("could not find previous generation");
+        generations_release(&l);
+        return 1;
+    }
+    free(x->vars[VAR_TOPLEVEL]);
+    x->vars[VAR_TOPLEVEL] = xasprintf("%s-%lu-link", s->profile, g->id);
+    generations_release(&l);
+    return 0;
+}
+
+static int
+step_list_generations(struct exec_ctx *x, const struct step *s)
+{
+    struct generation_list l;
+
+    if (generations_read(host_of(x, s->host), s->profile, &l) != 0) {
+        return 1;
+    }
+    if (s->json) {
+        generations_print_json(&l, stdout);
+    } else {
+        generations_print_table(&l, stdout);
+    }
+    generations_release(&l);
+    return 0;
+}
+
+static int
+step_check_variant(struct exec_ctx *x, const struct step *s)
+{
+    cJSON *arr = cJSON_Parse(x->vars[VAR_VARIANTS] ? x->vars[VAR_VARIANTS]
+                                                   : "");
+    const cJSON *it;
+    int found = 0;
+
+    if (!cJSON_IsArray(arr)) {
+        log_error("cannot list image variants: unexpected output from nix");
+        cJSON_Delete(arr);
+        return 1;
+    }
+    cJSON_ArrayForEach(it, arr)
+    {
+        if (cJSON_IsString(it) && strcmp(it->valuestring, s->variant) == 0) {
+            found = 1;
+        }
+    }
+    if (!found) {
+        log_error("please specify one of the following supported image "
+                  "variants via --image-variant:");
+        cJSON_ArrayForEach(it, arr)
+        {
+            if (cJSON_IsString(it)) {
+                fprintf(log_stream(), "- %s\n", it->valuestring);
+            }
+        }
+    }
+    cJSON_Delete(arr);
+    return found ? 0 : 1;
+}
+
+/* <nixpkgs>/.version-suffix, as nixos-rebuild writes it in classic mode.
+ * Every failure here is ignored, as there. */
+static int
+step_version_suffix(struct exec_ctx *x)
+{
+    struct host *h = x->hosts[PH_LOCAL];
+    struct strvec argv = STRVEC_INIT;
+    struct strbuf out = STRBUF_INIT;
+    struct host_cmd cmd = {0};
+    char *dir = NULL, *git = NULL, *rev = NULL;
+    int status = -1, dirty;
+    struct stat st;
+
+    strvec_pushl(&argv, "nix-instantiate", "--find-file", "nixpkgs", NULL);
+    strvec_pusharr(&argv, &x->o->common);
+    strvec_pusharr(&argv, &x->o->common_build);
+    cmd.argv = &argv;
+    cmd.out = &out;
+    struct strbuf err = STRBUF_INIT;
+    cmd.err = &err;
+    if (host_run(h, &cmd, &status) != 0 || status != 0) {
+        goto out;
+    }
+    dir = last_line(out.buf);
+    git = dir ? xasprintf("%s/.git", dir) : NULL;
+    if (git == NULL || stat(git, &st) != 0) {
+        goto out;
+    }
+    strvec_clear(&argv);
+    strbuf_reset(&out);
+    strvec_pushl(&argv, "git", "-C", dir, "rev-parse", "--short", "HEAD",
+                 NULL);
+    if (host_run(h, &cmd, &status) != 0 || status != 0) {
+        goto out;
+    }
+    rev = last_line(out.buf);
+    strvec_clear(&argv);
+    strvec_pushl(&argv, "git", "-C", dir, "diff", "--quiet", NULL);
+    dirty = host_run(h, &cmd, &status) == 0 && status == 1;
+    if (rev != NULL) {
+        char *path = xasprintf("%s/.version-suffix", dir);
+        FILE *f = fopen(path, "w");
+        if (f != NULL) {
+            fprintf(f, ".git.%s%s", rev, dirty ? "M" : "");
+            fclose(f);
+        }
+        free(path);
+    }
+out:
+    strbuf_release(&err);
+    free(dir);
+    free(git);
+    free(rev);
+    strvec_clear(&argv);
+    strbuf_release(&out);
+    return 0;
+}
+
+static int
+step_result_link(struct exec_ctx *x)
+{
+    struct stat st;
+
+    if (lstat("result", &st) == 0) {
+        if (!S_ISLNK(st.st_mode)) {
+            log_error("cannot create ./result: a file is in the way");
+            return 1;
+        }
+        unlink("result");
+    }
+    if (symlink(x->vars[VAR_TOPLEVEL], "result") != 0) {
+        log_error("cannot create ./result: %s", strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static int
+run_step(struct exec_ctx *x, const struct step *s)
+{
+    switch (s->kind) {
+    case STEP_RUN:
+        return step_run(x, s);
+    case STEP_COPY:
+        return step_copy(x, s);
+    case STEP_ACTIVATE:
+        return step_activate(x, s);
+    case STEP_PREV_GEN:
+        return step_prev_gen(x, s);
+    case STEP_LIST_GENERATIONS:
+        return step_list_generations(x, s);
+    case STEP_CHECK_VARIANT:
+        return step_check_variant(x, s);
+    case STEP_VERSION_SUFFIX:
+        return step_version_suffix(x);
+    case STEP_RESULT_LINK:
+        return step_result_link(x);
+    }
+    return 1;
+}
+
+static void
+print_result(const struct exec_ctx *x, const struct plan *p)
+{
+    const char *top = x->vars[VAR_TOPLEVEL];
+
+    if (top == NULL) {
+        return;
+    }
+    switch (p->result) {
+    case RESULT_CONFIG:
+        log_info("Done. The new configuration is %s", top);
+        printf("%s\n", top);
+        break;
+    case RESULT_VM: {
+        char *pat = xasprintf("%s/bin/run-*-vm", top);
+        glob_t g;
+        int found = glob(pat, 0, NULL, &g) == 0 && g.gl_pathc > 0;
+        log_info("Done. The virtual machine can be started by running");
+        printf("%s\n", found ? g.gl_pathv[0] : "not-found");
+        if (found) {
+            globfree(&g);
+        }
+        free(pat);
+        break;
+    }
+    case RESULT_IMAGE: {
+        const char *fp = x->vars[VAR_FILEPATH] ? x->vars[VAR_FILEPATH] : "";
+        size_t len = strlen(fp);
+        /* nix-instantiate --json quotes it; nix eval --raw does not. */
+        if (len >= 2 && fp[0] == '"' && fp[len - 1] == '"') {
+            fp++;
+            len -= 2;
+        }
+        log_info("Done. The disk image can be found in");
+        printf("%s/%.*s\n", top, (int)len, fp);
+        break;
+    }
+    case RESULT_NONE:
+        break;
+    }
+    fflush(stdout);
+}
+
+static int
+is_build_step(const struct step *s)
+{
+    return s->kind == STEP_RUN && s->host != PH_TARGET &&
+           (s->var == VAR_TOPLEVEL || s->var == VAR_DRV) &&
+           s->capture != CAP_NONE;
+}
+
+int
+exec_plan(struct exec_ctx *x, const struct plan *p)
+{
+    int ret = 0, announced = 0;
+
+    for (size_t i = 0; i < p->n; i++) {
+        const struct step *s = &p->steps[i];
+        if (ret != 0 && !s->always) {
+            continue;
+        }
+        if (cr_interrupted && !s->always) {
+            ret = 128 + cr_interrupted;
+            continue;
+        }
+        if (!announced && is_build_step(s) && x->o->store_path == NULL) {
+            log_info("building the system configuration...");
+            announced = 1;
+        }
+        int r = run_step(x, s);
+        if (r != 0 && ret == 0) {
+            ret = r;
+        }
+    }
+    if (ret == 0 && cr_interrupted) {
+        ret = 128 + cr_interrupted;
+    }
+    if (ret == 0) {
+        print_result(x, p);
+    }
+    return ret;
+}
