@@ -1,0 +1,179 @@
+/* test_util.c: strbuf, strvec, shquote, flakeref, parse_uint. */
+#include "testutil.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crebuild/flakeref.h"
+#include "crebuild/shquote.h"
+#include "crebuild/strbuf.h"
+#include "crebuild/strvec.h"
+#include "crebuild/util.h"
+
+static void
+test_strbuf(void **state)
+{
+    struct strbuf sb = STRBUF_INIT;
+
+    (void)state;
+    assert_string_equal(sb.buf, "");
+    strbuf_addstr(&sb, "hello");
+    strbuf_addch(&sb, ' ');
+    strbuf_addf(&sb, "%d  \n", 42);
+    strbuf_rtrim(&sb);
+    assert_string_equal(sb.buf, "hello 42");
+    char *d = strbuf_detach(&sb);
+    assert_string_equal(d, "hello 42");
+    free(d);
+    assert_int_equal(sb.len, 0);
+
+    strbuf_init(&sb, 4);
+    strbuf_addstr(&sb, "abcdef");
+    assert_string_equal(sb.buf, "abcd");
+    assert_true(sb.truncated);
+    strbuf_release(&sb);
+}
+
+static void
+test_strvec(void **state)
+{
+    struct strvec sv = STRVEC_INIT;
+
+    (void)state;
+    assert_null(sv.v[0]);
+    strvec_pushl(&sv, "a", "b", NULL);
+    strvec_pushf(&sv, "%s=%d", "c", 1);
+    assert_int_equal(sv.n, 3);
+    assert_null(sv.v[3]);
+    char *j = strvec_join(&sv, " ");
+    assert_string_equal(j, "a b c=1");
+    free(j);
+    strvec_clear(&sv);
+    assert_int_equal(sv.n, 0);
+}
+
+/* Every hostile word must come back from /bin/sh as exactly itself. */
+static void
+test_shquote_roundtrip(void **state)
+{
+    static const char *const words[] = {
+        "plain", "", "with space", "it's", "$(touch /tmp/pwned)", "`id`",
+        "a;b", "new\nline", "\"dq\"", "back\\slash", "-leading", "..", "*",
+        "~root", "a'b'c", "$HOME", "!x", "tab\there"};
+    struct strvec argv = STRVEC_INIT;
+    struct strbuf cmd = STRBUF_INIT;
+
+    (void)state;
+    strvec_pushl(&argv, "printf", "%s\\0", NULL);
+    for (size_t i = 0; i < ARRAY_SIZE(words); i++) {
+        strvec_push(&argv, words[i]);
+    }
+    shquote_argv(&cmd, &argv);
+
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        execl("/bin/sh", "sh", "-c", cmd.buf, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    char buf[4096];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(p[0], buf + n, sizeof(buf) - n)) > 0) {
+        n += (size_t)r;
+    }
+    close(p[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    size_t off = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(words); i++) {
+        assert_true(off < n);
+        assert_string_equal(buf + off, words[i]);
+        off += strlen(words[i]) + 1;
+    }
+    assert_int_equal(off, n);
+    strvec_clear(&argv);
+    strbuf_release(&cmd);
+}
+
+static void
+test_flakeref(void **state)
+{
+    static const struct {
+        const char *in, *flake, *name;
+        int ok;
+    } rows[] = {
+        {"/path/to/flake#attr", "/path/to/flake", "attr", 1},
+        {".#h", ".", "h", 1},
+        {"#h", "", "h", 1},
+        {".", ".", NULL, 1},
+        {".#", ".", NULL, 1},
+        {"git+https://h/r?ref=main#host", "git+https://h/r?ref=main", "host",
+         1},
+        {"a#b#c", "a#b", "c", 1},
+        {"path:/x#my.host", "path:/x", "my.host", 1},
+        {".#a\"b", NULL, NULL, 0},
+        {".#a\\b", NULL, NULL, 0},
+        {".#a\nb", NULL, NULL, 0},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct flakeref f;
+        char *err = NULL;
+        int rc = flakeref_parse(rows[i].in, &f, &err);
+        if (!rows[i].ok) {
+            assert_int_not_equal(rc, 0);
+            assert_non_null(err);
+            free(err);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        assert_string_equal(f.flake, rows[i].flake);
+        if (rows[i].name == NULL) {
+            assert_null(f.name);
+        } else {
+            assert_string_equal(f.name, rows[i].name);
+        }
+        flakeref_release(&f);
+    }
+    char *inst = flakeref_installable(".", "h", ".config.system.build.toplevel");
+    assert_string_equal(inst,
+                        ".#nixosConfigurations.\"h\".config.system.build."
+                        "toplevel");
+    free(inst);
+}
+
+static void
+test_parse_uint(void **state)
+{
+    unsigned long long v;
+
+    (void)state;
+    assert_int_equal(parse_uint("30", 100, &v), 0);
+    assert_int_equal(v, 30);
+    assert_int_equal(parse_uint("101", 100, &v), -1);
+    assert_int_equal(parse_uint("-1", 100, &v), -1);
+    assert_int_equal(parse_uint("", 100, &v), -1);
+    assert_int_equal(parse_uint("1x", 100, &v), -1);
+    assert_int_equal(parse_uint(" 1", 100, &v), -1);
+    assert_int_equal(parse_uint("99999999999999999999999", ~0ULL, &v), -1);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_strbuf),
+        cmocka_unit_test(test_strvec),
+        cmocka_unit_test(test_shquote_roundtrip),
+        cmocka_unit_test(test_flakeref),
+        cmocka_unit_test(test_parse_uint),
+    };
+    return cmocka_run_group_tests_name("util", tests, NULL, NULL);
+}
