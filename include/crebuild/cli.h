@@ -56,18 +56,23 @@ struct cr_opts {
 
     int rollback;
     int install_bootloader; /* --install-bootloader, --install-grub */
-    int upgrade;            /* --upgrade */
+    int upgrade;            /* --upgrade (also set by --upgrade-all) */
     int upgrade_all;        /* --upgrade-all */
     int no_reexec;          /* --fast, --no-reexec (accepted; never re-exec) */
     int json;
     int diff;
     int verbose; /* count of -v */
     int quiet;   /* count of --quiet */
+    int debug;   /* --debug: crebuild's own debug logging, not passed to nix */
 
     enum cr_elevate elevate; /* --sudo, --use-remote-sudo, --run0, --elevate */
     int ask_password;        /* --ask-sudo-password, --ask-elevate-password, -S */
     int sudo_password_fd;    /* --sudo-password-fd N; -1 = none */
     char *sudo_password_file; /* --sudo-password-file PATH */
+    /* Any of the four password options without an elevation method selects
+     * CR_ELEVATE_SUDO; --elevate=none with one of them is a usage error.
+     * --sudo-password-fd/-file do not set ask_password: the caller reads
+     * the password from there instead of prompting. */
 
     /* Pass-through Nix flags, grouped and re-serialised like nixos-rebuild-ng
      * (long spellings, `-v` counts and `-s` kept short). */
@@ -97,17 +102,28 @@ struct cr_opts {
 };
 
 void cli_opts_init(struct cr_opts *o);
+/* Free everything o owns and re-initialise it (safe to call twice). */
 void cli_opts_release(struct cr_opts *o);
 
-/* Parse argv[1..argc-1] into o.  Returns 0 on success; on a usage error
- * returns CR_EUSAGE and sets *err to a one-line message (caller frees).
- * Deprecation warnings are appended to *warnings (one per element). */
+/* Parse argv[1..argc-1] into o (initialised with cli_opts_init).  Returns 0
+ * on success; on a usage error returns CR_EUSAGE and sets *err to a one-line
+ * message (caller frees; o must still be released).  *err is NULL on success.
+ * Deprecation warnings are appended to *warnings (one per element, without
+ * a "warning: " prefix).  With --help or --version only syntax errors are
+ * reported: no action is required and no cross-option check is made.
+ * Left to the caller (they need getuid/the environment): --upgrade and
+ * --upgrade-all need uid 0 or an elevation method. */
 int cli_parse(int argc, char *const argv[], struct cr_opts *o,
               struct strvec *warnings, char **err);
 
+/* "switch", "dry-build", ...; "none" for CR_ACT_NONE. */
 const char *cli_action_name(enum cr_action a);
-/* The short usage summary printed when man(1) is unavailable. */
+/* The usage summary printed when man(1) is unavailable; generated from the
+ * option table.  Borrowed, valid for the life of the process. */
 const char *cli_usage(void);
+/* Long option names without "--", in table (sorted) order, aliases
+ * included; NULL once i is past the end.  For tests and completions. */
+const char *cli_long_option_name(size_t i);
 
 /* Profile path for o->profile_name ("/nix/var/nix/profiles/system" or
  * ".../system-profiles/NAME").  Caller frees. */
