@@ -960,7 +960,7 @@ validate_actions(struct parser *p)
     static const enum cr_action store_ok[] = {
         CR_ACT_SWITCH, CR_ACT_BOOT, CR_ACT_TEST, CR_ACT_DRY_ACTIVATE};
     static const enum cr_action no_hosts[] = {
-        CR_ACT_EDIT, CR_ACT_REPL, CR_ACT_LIST_GENERATIONS, CR_ACT_BUILD_IMAGE};
+        CR_ACT_EDIT, CR_ACT_REPL, CR_ACT_BUILD_IMAGE};
     const struct cr_opts *o = p->o;
     const char *act = cli_action_name(o->action);
 
