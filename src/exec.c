@@ -478,7 +478,7 @@ print_result(const struct exec_ctx *x, const struct plan *p)
     }
     switch (p->result) {
     case RESULT_CONFIG:
-        log_info("Done. The new configuration is %s", top);
+        log_info("Done. The new configuration is");
         printf("%s\n", top);
         break;
     case RESULT_VM: {

@@ -1,2 +1,353 @@
+/* main.c: parse options, gather facts, plan, connect, execute. */
+#include "crebuild/cli.h"
+#include "crebuild/exec.h"
+#include "crebuild/log.h"
+#include "crebuild/plan.h"
+#include "crebuild/proc.h"
+#include "crebuild/connect.h"
+#include "crebuild/secret.h"
+#include "crebuild/sshopts.h"
 #include "crebuild/util.h"
-int main(void) { return 0; }
+
+#include <dirent.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+static void
+on_signal(int sig)
+{
+    cr_interrupted = sig;
+}
+
+static void
+install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+static int
+show_help(void)
+{
+    /* The man page when man can show it; the built-in summary otherwise. */
+    if (isatty(STDOUT_FILENO) && access("/usr/bin/man", X_OK) == 0) {
+        struct strvec argv = STRVEC_INIT;
+        struct proc_spec spec = {0};
+        int status = -1;
+        strvec_pushl(&argv, "man", "8", "crebuild", NULL);
+        spec.argv = &argv;
+        spec.tty = 1;
+        spec.out_fd = STDOUT_FILENO;
+        spec.err_fd = -1;
+        struct strbuf err = STRBUF_INIT;
+        spec.err = &err;
+        int rc = proc_run(&spec, &status);
+        strvec_clear(&argv);
+        strbuf_release(&err);
+        if (rc == 0 && status == 0) {
+            return 0;
+        }
+    }
+    fputs(cli_usage(), stdout);
+    return 0;
+}
+
+/* /etc/nixos/flake.nix (possibly a symlink into a real flake) -> its dir. */
+static char *
+auto_flake(void)
+{
+    char buf[PATH_MAX];
+
+    if (realpath("/etc/nixos/flake.nix", buf) == NULL) {
+        return NULL;
+    }
+    return xstrdup(dirname(buf));
+}
+
+/* Root's channels that --upgrade / --upgrade-all update. */
+static void
+channels(const struct cr_opts *o, struct strvec *out)
+{
+    const char *dir = "/nix/var/nix/profiles/per-user/root/channels";
+    DIR *d;
+    struct dirent *e;
+
+    if (!o->upgrade && !o->upgrade_all) {
+        return;
+    }
+    d = opendir(dir);
+    if (d == NULL) {
+        log_warn("'--upgrade' flag passed but no channels to update");
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        char *flag;
+        struct stat st;
+        if (e->d_name[0] == '.' || strcmp(e->d_name, "manifest.nix") == 0 ||
+            strcmp(e->d_name, "binary-caches") == 0) {
+            continue;
+        }
+        flag = xasprintf("%s/%s/.update-on-nixos-rebuild", dir, e->d_name);
+        if (o->upgrade_all || strcmp(e->d_name, "nixos") == 0 ||
+            stat(flag, &st) == 0) {
+            strvec_push(out, e->d_name);
+        }
+        free(flag);
+    }
+    closedir(d);
+}
+
+static int
+needs_name(const struct cr_opts *o)
+{
+    const char *ref = o->flake ? o->flake : ".";
+    const char *hash = strrchr(ref, '#');
+
+    return o->flake_mode != CR_FLAKE_OFF && (hash == NULL || hash[1] == '\0');
+}
+
+/* The default attribute: the activating host's name (uname -n there). */
+static char *
+hostname_of(struct host *h)
+{
+    struct strvec argv = STRVEC_INIT;
+    struct strbuf out = STRBUF_INIT;
+    struct host_cmd cmd = {0};
+    int status = -1;
+    char *name = NULL;
+
+    if (h->is_local) {
+        struct utsname u;
+        if (uname(&u) == 0) {
+            name = xstrdup(u.nodename);
+        }
+        return name;
+    }
+    strvec_pushl(&argv, "uname", "-n", NULL);
+    cmd.argv = &argv;
+    cmd.out = &out;
+    if (host_run(h, &cmd, &status) == 0 && status == 0) {
+        strbuf_rtrim(&out);
+        name = strbuf_detach(&out);
+    }
+    strvec_clear(&argv);
+    strbuf_release(&out);
+    return name;
+}
+
+static void
+elevation_prefix(const struct cr_opts *o, struct strvec *prefix)
+{
+    const char *opts = getenv("NIX_SUDOOPTS");
+
+    if (o->elevate == CR_ELEVATE_SUDO) {
+        strvec_push(prefix, "sudo");
+        if (opts != NULL) {
+            char *err = NULL;
+            if (sshopts_split(opts, prefix, &err) != 0) {
+                log_warn("ignoring NIX_SUDOOPTS: %s", err);
+                free(err);
+            }
+        }
+    } else if (o->elevate == CR_ELEVATE_RUN0) {
+        strvec_pushl(prefix, "run0", "--", NULL);
+    }
+}
+
+static char *
+get_password(const struct cr_opts *o, const char *host)
+{
+    if (o->sudo_password_fd >= 0) {
+        return secret_read_fd(o->sudo_password_fd);
+    }
+    if (o->sudo_password_file != NULL) {
+        return secret_read_file(o->sudo_password_file);
+    }
+    if (o->ask_password) {
+        char *prompt = xasprintf("[sudo] password for %s: ", host);
+        char *s = secret_read_tty(prompt);
+        free(prompt);
+        return s;
+    }
+    return NULL;
+}
+
+static int
+run(struct cr_opts *o)
+{
+    struct plan_facts facts;
+    struct plan plan;
+    struct exec_ctx x;
+    struct strvec chans = STRVEC_INIT, prefix = STRVEC_INIT;
+    char *flake_dir = NULL, *hostname = NULL, *err = NULL, *password = NULL;
+    int ret = 1;
+
+    memset(&facts, 0, sizeof(facts));
+    exec_init(&x, o);
+    if ((o->upgrade || o->upgrade_all) && geteuid() != 0 &&
+        o->elevate == CR_ELEVATE_NONE) {
+        log_error("if you pass the '--upgrade' or '--upgrade-all' flag, you "
+                  "must also pass '--sudo', '--run0', or run the command as "
+                  "root (e.g., with sudo)");
+        return 1;
+    }
+    if (o->profile_name != NULL && strcmp(o->profile_name, "system") != 0 &&
+        o->target_host == NULL && geteuid() == 0) {
+        /* nixos-rebuild creates the profile directory at parse time. */
+        mode_t old = umask(022);
+        mkdir("/nix/var/nix/profiles/system-profiles", 0755);
+        umask(old);
+    }
+    flake_dir = auto_flake();
+    channels(o, &chans);
+    facts.auto_flake = o->flake_mode == CR_FLAKE_AUTO ? flake_dir : NULL;
+    facts.channels = (const char *const *)chans.v;
+    facts.n_channels = chans.n;
+    facts.skip_version_check =
+        getenv("NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_MY_"
+               "SYSTEM") != NULL;
+    facts.editor = getenv("EDITOR") ? getenv("EDITOR") : "nano";
+    facts.nixos_config = getenv("NIXOS_CONFIG");
+
+    elevation_prefix(o, &prefix);
+    x.hosts[PH_LOCAL] = host_local_new(&prefix);
+
+    if (o->print_plan) {
+        facts.hostname = o->target_host ? "@target-hostname@" : NULL;
+        if (facts.hostname == NULL) {
+            hostname = hostname_of(x.hosts[PH_LOCAL]);
+            facts.hostname = hostname;
+        }
+        if (plan_build(o, &facts, &plan, &err) != 0) {
+            log_error("%s", err);
+            ret = 2;
+            goto out;
+        }
+        plan_print(&plan, o, stdout);
+        plan_release(&plan);
+        ret = 0;
+        goto out;
+    }
+
+    if (o->target_host != NULL || o->build_host != NULL) {
+        password = get_password(o, o->target_host ? o->target_host
+                                                  : o->build_host);
+        if ((o->ask_password || o->sudo_password_fd >= 0 ||
+             o->sudo_password_file != NULL) &&
+            password == NULL) {
+            goto out;
+        }
+        if (password != NULL) {
+            secret_protect_process();
+        }
+    }
+    if (o->target_host != NULL) {
+        x.hosts[PH_TARGET] = remote_connect(o, o->target_host, password);
+        if (x.hosts[PH_TARGET] == NULL) {
+            goto out;
+        }
+    }
+    if (o->build_host != NULL) {
+        if (o->target_host != NULL &&
+            strcmp(o->build_host, o->target_host) == 0) {
+            /* Same host: one session; the build result is already there. */
+            x.hosts[PH_BUILD] = x.hosts[PH_TARGET];
+        } else {
+            x.hosts[PH_BUILD] = remote_connect(o, o->build_host, password);
+            if (x.hosts[PH_BUILD] == NULL) {
+                goto out;
+            }
+        }
+    }
+    secret_free(password);
+    password = NULL;
+
+    if (needs_name(o) || (o->flake_mode == CR_FLAKE_AUTO && flake_dir)) {
+        hostname = hostname_of(
+            x.hosts[PH_TARGET] ? x.hosts[PH_TARGET] : x.hosts[PH_LOCAL]);
+    }
+    facts.hostname = hostname;
+    if (plan_build(o, &facts, &plan, &err) != 0) {
+        log_error("%s", err);
+        ret = 2;
+        goto out;
+    }
+    if (log_get_level() >= LOG_DEBUG) {
+        plan_print(&plan, o, log_stream());
+    }
+    ret = exec_plan(&x, &plan);
+    plan_release(&plan);
+out:
+    secret_free(password);
+    exec_release(&x);
+    if (x.hosts[PH_BUILD] != x.hosts[PH_TARGET]) {
+        host_free(x.hosts[PH_BUILD]);
+    }
+    host_free(x.hosts[PH_TARGET]);
+    host_free(x.hosts[PH_LOCAL]);
+    strvec_clear(&chans);
+    strvec_clear(&prefix);
+    free(flake_dir);
+    free(hostname);
+    free(err);
+    return ret;
+}
+
+int
+main(int argc, char *argv[])
+{
+    struct cr_opts o;
+    struct strvec warnings = STRVEC_INIT;
+    char *err = NULL;
+    int ret;
+
+    install_signals();
+    cli_opts_init(&o);
+    if (cli_parse(argc, argv, &o, &warnings, &err) != 0) {
+        for (size_t i = 0; i < warnings.n; i++) {
+            log_warn("%s", warnings.v[i]);
+        }
+        log_error("%s", err);
+        free(err);
+        strvec_clear(&warnings);
+        cli_opts_release(&o);
+        return 2;
+    }
+    for (size_t i = 0; i < warnings.n; i++) {
+        log_warn("%s", warnings.v[i]);
+    }
+    strvec_clear(&warnings);
+    if (o.verbose > 0) {
+        log_set_level(LOG_INFO + o.verbose);
+    } else if (o.quiet > 0) {
+        log_set_level(LOG_WARN);
+    }
+    if (o.show_help) {
+        ret = show_help();
+    } else if (o.show_version) {
+        printf("crebuild %s\n", CR_VERSION);
+        ret = 0;
+    } else {
+        ret = run(&o);
+    }
+    cli_opts_release(&o);
+    if (cr_interrupted && ret == 0) {
+        ret = 128 + cr_interrupted;
+    }
+    return ret;
+}

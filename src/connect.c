@@ -1,0 +1,59 @@
+/* connect.c: options and environment to a connected remote host. */
+#include "crebuild/connect.h"
+#include "crebuild/log.h"
+#include "crebuild/remote.h"
+#include "crebuild/sshopts.h"
+#include "crebuild/util.h"
+
+#include <stdlib.h>
+
+struct host *
+remote_connect(const struct cr_opts *o, const char *hoststr,
+               const char *password)
+{
+    struct ssh_target t;
+    struct strvec warnings = STRVEC_INIT, notes = STRVEC_INIT;
+    struct strvec sudo_opts = STRVEC_INIT;
+    struct remote_config cfg = {0};
+    struct host *h = NULL;
+    const char *sudo_env = getenv("NIX_SUDOOPTS");
+    char *err = NULL;
+
+    ssh_target_init(&t);
+    if (sshopts_target(&t, hoststr, getenv("NIX_SSHOPTS"), &warnings, &notes,
+                       &err) != 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    for (size_t i = 0; i < warnings.n; i++) {
+        log_warn("%s", warnings.v[i]);
+    }
+    for (size_t i = 0; i < notes.n; i++) {
+        log_debug("%s", notes.v[i]);
+    }
+    if (sudo_env != NULL && sshopts_split(sudo_env, &sudo_opts, &err) != 0) {
+        log_error("NIX_SUDOOPTS: %s", err);
+        goto out;
+    }
+    cfg.target = &t;
+    cfg.elev.kind = o->elevate;
+    cfg.elev.sudo_opts = &sudo_opts;
+    cfg.elev.password = password;
+    cfg.quiet = o->quiet > 0;
+    h = host_remote_new(&cfg, &err);
+    if (h == NULL) {
+        log_error("%s", err ? err : "cannot connect");
+        goto out;
+    }
+    if (password != NULL && host_remote_check_sudo(h) != 0) {
+        host_free(h);
+        h = NULL;
+    }
+out:
+    free(err);
+    ssh_target_release(&t);
+    strvec_clear(&warnings);
+    strvec_clear(&notes);
+    strvec_clear(&sudo_opts);
+    return h;
+}
