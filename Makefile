@@ -49,7 +49,8 @@ $(B)/libcrebuild.a: $(LIB_OBJ)
 	rm -f $@; ar rcs $@ $^
 
 $(B)/%.o: src/%.c $(HDRS) | $(B)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(B)/tests/%: tests/unit/%.c tests/unit/testutil.h $(B)/libcrebuild.a $(HDRS) | $(B)
 	@mkdir -p $(B)/tests
