@@ -150,6 +150,32 @@ hostname_of(struct host *h)
     return name;
 }
 
+/* Is the local `nix` older than MAJOR.MINOR?  (For the few commands whose
+ * spelling changed; unknown counts as new.) */
+static int
+nix_older_than(unsigned major, unsigned minor)
+{
+    struct strvec argv = STRVEC_INIT;
+    struct strbuf out = STRBUF_INIT;
+    struct proc_spec spec = {0};
+    unsigned ma = 0, mi = 0;
+    int status = -1, older = 0;
+    const char *v;
+
+    strvec_pushl(&argv, "nix", "--version", NULL);
+    spec.argv = &argv;
+    spec.out = &out;
+    spec.err_fd = STDERR_FILENO;
+    if (proc_run(&spec, &status) == 0 && status == 0 &&
+        (v = strpbrk(out.buf, "0123456789")) != NULL &&
+        sscanf(v, "%u.%u", &ma, &mi) == 2) {
+        older = ma < major || (ma == major && mi < minor);
+    }
+    strvec_clear(&argv);
+    strbuf_release(&out);
+    return older;
+}
+
 static void
 elevation_prefix(const struct cr_opts *o, struct strvec *prefix)
 {
@@ -223,6 +249,9 @@ run(struct cr_opts *o)
                "SYSTEM") != NULL;
     facts.editor = getenv("EDITOR") ? getenv("EDITOR") : "nano";
     facts.nixos_config = getenv("NIXOS_CONFIG");
+    if (o->action == CR_ACT_REPL && o->flake_mode == CR_FLAKE_OFF) {
+        facts.repl_positional = nix_older_than(2, 9);
+    }
 
     elevation_prefix(o, &prefix);
     x.hosts[PH_LOCAL] = host_local_new(&prefix);

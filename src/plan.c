@@ -391,7 +391,10 @@ plan_repl(struct ctx *c)
         push_groups(&s->argv, c->o, 1, 1, 1, 0);
         free(expr);
     } else {
-        strvec_pushl(&s->argv, "nix", "repl", "--file", NULL);
+        strvec_pushl(&s->argv, "nix", "repl", NULL);
+        if (!c->f->repl_positional) {
+            strvec_push(&s->argv, "--file");
+        }
         strvec_push(&s->argv, c->o->file ? c->o->file : "<nixpkgs/nixos>");
         if (c->o->attr != NULL) {
             strvec_push(&s->argv, c->o->attr);

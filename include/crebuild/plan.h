@@ -100,6 +100,7 @@ struct plan_facts {
     int skip_version_check;   /* NIXOS_REBUILD_I_UNDERSTAND_... set */
     const char *editor;       /* $EDITOR or "nano" */
     const char *nixos_config; /* file edited by classic `edit` */
+    int repl_positional;      /* local `nix repl` predates --file (< 2.9) */
 };
 
 /* Build the plan.  0 on success; CR_EUSAGE with *err set otherwise. */
