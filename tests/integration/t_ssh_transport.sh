@@ -20,10 +20,11 @@ W=$CR_TEST_ROOT/ssh-transport
 mkdir -p "$W/home"
 chmod 0700 "$W/home"
 
-# --- the driver (built from the sources: independent of the Makefile) ------
+# --- the driver (built from the sources: independent of the Makefile;
+# CR_SSHRUN_CFLAGS adds flags, e.g. -fsanitize=address,undefined) ------------
 R=$W/sshrun
 # shellcheck disable=SC2046
-if ! cc -std=c11 -D_GNU_SOURCE -I"$repo/include" -O2 -g -o "$R" \
+if ! cc -std=c11 -D_GNU_SOURCE -I"$repo/include" -O2 -g ${CR_SSHRUN_CFLAGS:-} -o "$R" \
 	"$repo/tests/tools/sshrun.c" \
 	"$repo"/src/{util,log,strbuf,strvec,shquote,sshopts,ssh,host_remote,host_local,proc}.c \
 	$(pkg-config --cflags --libs libssh) 2> "$W/cc.log"; then

@@ -1,0 +1,102 @@
+/* sshopts.h: a host string (`user@host`, `[v6]`, `ssh://`, `ssh-ng://`) and
+ * NIX_SSHOPTS (OpenSSH command-line options, split like Python's shlex)
+ * turned into one struct ssh_target.  Pure: no I/O, no libssh; the warnings
+ * and notes are returned for the caller to log. */
+#ifndef CREBUILD_SSHOPTS_H
+#define CREBUILD_SSHOPTS_H
+
+#include "crebuild/strvec.h"
+
+/* StrictHostKeyChecking.  Unset means ask (OpenSSH's default). */
+enum ssh_strict {
+    CR_SSH_STRICT_UNSET = 0,
+    CR_SSH_STRICT_ASK,
+    CR_SSH_STRICT_YES,
+    CR_SSH_STRICT_ACCEPT_NEW,
+    CR_SSH_STRICT_NO, /* "no" and "off": unknown keys added, changed
+                         keys still refused */
+};
+
+/* Which prefix the host string had. */
+enum ssh_scheme {
+    CR_SSH_SCHEME_NONE = 0,
+    CR_SSH_SCHEME_SSH,    /* ssh:// */
+    CR_SSH_SCHEME_SSH_NG, /* ssh-ng:// */
+};
+
+/* Every field is owned; -1 (or NULL, or 0 for enums and port) means "not
+ * given", so ~/.ssh/config or the default applies.  As with ssh, the first
+ * value given for a key wins; IdentityFile accumulates. */
+struct ssh_target {
+    char *raw;  /* the host string as given (for messages and store URIs) */
+    char *host; /* host name or address: IPv6 un-bracketed, %25 -> % */
+    enum ssh_scheme scheme;
+    char *user;     /* -l, -o User, user@host */
+    int port;       /* -p, -o Port, ssh://host:port; 0 = unset */
+    char *hostname; /* -o HostName (connect here, known_hosts by host) */
+    char *config;   /* -F FILE ("none": no config file) */
+    struct strvec identities; /* -i, -o IdentityFile, in order */
+    char *known_hosts;        /* UserKnownHostsFile (first file) */
+    char *global_known_hosts; /* GlobalKnownHostsFile (first file) */
+    char *identity_agent;     /* IdentityAgent ("none" = no agent) */
+    enum ssh_strict strict;
+    int connect_timeout;      /* seconds */
+    int alive_interval;       /* ServerAliveInterval, seconds; 0 = off */
+    int alive_count;          /* ServerAliveCountMax */
+    char *proxy_jump;         /* -J, -o ProxyJump ("none" = off) */
+    char *proxy_command;      /* -o ProxyCommand ("none" = off) */
+    int compression;          /* -C, -o Compression: 0/1 */
+    char *ciphers;            /* -c, -o Ciphers */
+    char *hostkey_algorithms; /* -o HostKeyAlgorithms */
+    char *kex_algorithms;     /* -o KexAlgorithms */
+    char *macs;               /* -m, -o MACs */
+    int batch_mode;           /* -o BatchMode: 0/1 */
+    int identities_only;      /* -o IdentitiesOnly: 0/1 */
+    int pubkey_auth;          /* -o PubkeyAuthentication: 0/1 */
+    int forward_agent;        /* -A / -a, -o ForwardAgent (accepted only) */
+    int address_family;       /* -4 / -6, -o AddressFamily: 0 any, 4, 6 */
+    int log_level; /* -o LogLevel / -v: 0 quiet .. 3 debug3; -1 unset */
+};
+
+void ssh_target_init(struct ssh_target *t);
+void ssh_target_release(struct ssh_target *t);
+
+/* Split s like Python's shlex.split (POSIX mode): blanks separate words,
+ * '...' is literal, "..." honours \" and \\, a backslash outside quotes
+ * escapes the next character.  Words are appended to out.  Returns 0, or
+ * CR_EUSAGE with a one-line *err (caller frees) for an open quote or a
+ * trailing backslash. */
+int sshopts_split(const char *s, struct strvec *out, char **err);
+
+/* Parse OpenSSH options (argv words, no program name) into t.
+ * Options crebuild cannot use but that are harmless (ControlMaster,
+ * ControlPath, ControlPersist, RequestTTY, -t, -tt, -T, -x, -a, -n, ...)
+ * produce one line in notes (for debug logging); any other unknown option
+ * produces one line in warnings.  Returns 0, or CR_EUSAGE with *err for a
+ * missing or invalid value. */
+int sshopts_parse_args(struct ssh_target *t,
+                       const struct strvec *args,
+                       struct strvec *warnings,
+                       struct strvec *notes,
+                       char **err);
+
+/* Parse a host string into t->raw, t->host, t->scheme and, when not set
+ * yet, t->user and t->port (a port only inside ssh:// or ssh-ng:// URIs).
+ * Rejects an empty string, a leading '-', blanks, control characters,
+ * quotes and shell metacharacters.  Returns 0 or CR_EUSAGE with *err. */
+int sshopts_parse_host(struct ssh_target *t, const char *s, char **err);
+
+/* The whole thing, in ssh's order: NIX_SSHOPTS (may be NULL) first, then the
+ * host string, so an option given in NIX_SSHOPTS wins over user@ as it does
+ * on ssh's command line.  On error t is released. */
+int sshopts_target(struct ssh_target *t,
+                   const char *host,
+                   const char *nix_sshopts,
+                   struct strvec *warnings,
+                   struct strvec *notes,
+                   char **err);
+
+/* The user-visible name: "user@host" or "host" (caller frees). */
+char *ssh_target_name(const struct ssh_target *t);
+
+#endif

@@ -1,0 +1,1457 @@
+/* ssh.c: the libssh session (connect, host key, login) and exec channels.
+ * The only file that includes libssh. */
+#include "crebuild/ssh.h"
+#include "crebuild/log.h"
+#include "crebuild/shquote.h"
+#include "crebuild/util.h"
+
+#include <libssh/libssh.h>
+#include <libssh/callbacks.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ERR_LINE_MAX (64 * 1024)
+#define ERR_TAIL_MAX 1024
+#define WRITE_CHUNK  (256 * 1024)
+#define WAIT_SLICE   1000 /* ms between interrupt/keepalive checks */
+
+struct ssh_conn {
+    ssh_session s;
+    ssh_event ev;
+    struct ssh_callbacks_struct cb;
+    char *name;
+    char *user;
+    int batch;
+    int fd; /* our own socket (-4/-6), else -1 */
+    int alive_interval;
+    time_t last_alive;
+    int dead;
+    char *err; /* the first error while connecting */
+    struct ssh_chan *chans;
+};
+
+struct ssh_chan {
+    struct ssh_conn *conn;
+    ssh_channel ch;
+    struct ssh_channel_callbacks_struct cb;
+    struct strbuf *capture;
+    struct strbuf line; /* forwarding: the current partial line */
+    int line_cut;
+    char tail[ERR_TAIL_MAX + 1];
+    size_t tail_len;
+    int exit_status;
+    int exit_signal;
+    int got_exit;
+    int eof_sent;
+    int out_eof;
+    struct ssh_chan *next;
+};
+
+/* ---- small helpers ---- */
+
+static char *
+expand_tilde(const char *p)
+{
+    const char *home = getenv("HOME");
+
+    if (p[0] == '~' && p[1] == '/' && home != NULL) {
+        return xasprintf("%s%s", home, p + 1);
+    }
+    return xstrdup(p);
+}
+
+static time_t
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+/* An error while connecting: kept (the first one) for the caller, which
+ * reports it once; later ones only at debug level. */
+static void conn_err(struct ssh_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+conn_err(struct ssh_conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    char *m = NULL;
+
+    va_start(ap, fmt);
+    m = xvasprintf(fmt, ap);
+    va_end(ap);
+    if (c->err == NULL) {
+        c->err = m;
+    } else {
+        log_debug("%s", m);
+        free(m);
+    }
+}
+
+static int
+set_opt(struct ssh_conn *c, enum ssh_options_e o, const void *v, const char *w)
+{
+    if (ssh_options_set(c->s, o, v) < 0) {
+        conn_err(c,
+                 "%s: cannot set ssh option %s: %s",
+                 c->name,
+                 w,
+                 ssh_get_error(c->s));
+        return CR_ESSH;
+    }
+    return 0;
+}
+
+/* /dev/tty for prompts, or -1. */
+static int
+open_tty(void)
+{
+    return open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+}
+
+static void
+tty_puts(int fd, const char *s)
+{
+    size_t n = strlen(s);
+
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return;
+        }
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Read one line from the terminal into buf (NUL-terminated, newline
+ * dropped), echo off when !echo.  0 or -1. */
+static int
+tty_getline(int fd, const char *prompt, char *buf, size_t len, int echo)
+{
+    struct termios old, quiet;
+    int have_old = 0;
+    size_t n = 0;
+    int rc = -1;
+
+    if (len == 0) {
+        return -1;
+    }
+    if (!echo && tcgetattr(fd, &old) == 0) {
+        have_old = 1;
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+        quiet.c_lflag |= ICANON;
+        (void)tcsetattr(fd, TCSAFLUSH, &quiet);
+    }
+    tty_puts(fd, prompt);
+    for (;;) {
+        char ch = 0;
+        ssize_t r = read(fd, &ch, 1);
+
+        if (r < 0 && errno == EINTR && !cr_interrupted) {
+            continue;
+        }
+        if (r <= 0) {
+            goto out;
+        }
+        if (ch == '\n' || ch == '\r') {
+            break;
+        }
+        if (n + 1 < len) {
+            buf[n++] = ch;
+        }
+    }
+    buf[n] = '\0';
+    rc = 0;
+out:
+    if (have_old) {
+        (void)tcsetattr(fd, TCSAFLUSH, &old);
+        tty_puts(fd, "\n");
+    }
+    if (rc != 0) {
+        explicit_bzero(buf, len);
+    }
+    return rc;
+}
+
+/* libssh asks for a key's passphrase. */
+static int
+auth_cb(const char *prompt,
+        char *buf,
+        size_t len,
+        int echo,
+        int verify,
+        void *userdata)
+{
+    struct ssh_conn *c = userdata;
+    int fd = -1;
+    int rc = -1;
+
+    (void)verify;
+    if (c->batch) {
+        log_debug("%s: not asking for a key passphrase (batch mode)", c->name);
+        return -1;
+    }
+    fd = open_tty();
+    if (fd < 0) {
+        log_debug("%s: no terminal to ask for a key passphrase", c->name);
+        return -1;
+    }
+    {
+        char *key = NULL;
+        char *msg = NULL;
+
+        (void)prompt;
+        if (ssh_userauth_publickey_auto_get_current_identity(c->s, &key) ==
+            SSH_OK) {
+            msg = xasprintf("Enter passphrase for key '%s': ", key);
+            ssh_string_free_char(key);
+        } else {
+            msg = xstrdup("Enter passphrase for key: ");
+        }
+        rc = tty_getline(fd, msg, buf, len, echo);
+        free(msg);
+    }
+    close(fd);
+    return rc;
+}
+
+/* ---- connecting ---- */
+
+static int
+own_socket(struct ssh_conn *c, int family, int timeout_s)
+{
+    struct addrinfo hints, *res = NULL, *ai = NULL;
+    char *host = NULL;
+    char port[16];
+    unsigned int p = 22;
+    int fd = -1;
+    int rc = CR_ESSH;
+
+    if (ssh_options_get(c->s, SSH_OPTIONS_HOST, &host) != SSH_OK) {
+        conn_err(c, "%s: no host name", c->name);
+        return CR_ESSH;
+    }
+    (void)ssh_options_get_port(c->s, &p);
+    snprintf(port, sizeof(port), "%u", p);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = family == 6 ? AF_INET6 : AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        conn_err(
+            c, "%s: cannot resolve '%s': %s", c->name, host, gai_strerror(rc));
+        rc = CR_ESSH;
+        goto out;
+    }
+    rc = CR_ESSH;
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        struct pollfd pfd;
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+
+        fd = socket(ai->ai_family,
+                    ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                    ai->ai_protocol);
+        if (fd < 0) {
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 &&
+            errno != EINPROGRESS) {
+            soerr = errno;
+        } else {
+            pfd.fd = fd;
+            pfd.events = POLLOUT;
+            if (poll(&pfd, 1, timeout_s * 1000) <= 0) {
+                soerr = ETIMEDOUT;
+            } else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) {
+                soerr = errno;
+            }
+        }
+        if (soerr == 0) {
+            int fl = fcntl(fd, F_GETFL);
+
+            (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+            c->fd = fd;
+            rc = set_opt(c, SSH_OPTIONS_FD, &c->fd, "fd");
+            goto out;
+        }
+        log_debug("%s: connect: %s", c->name, strerror(soerr));
+        close(fd);
+        fd = -1;
+        if (ai->ai_next == NULL) {
+            conn_err(c,
+                     "%s: cannot connect to %s port %s: %s",
+                     c->name,
+                     host,
+                     port,
+                     strerror(soerr));
+        }
+    }
+    if (res == NULL) {
+        conn_err(c, "%s: no address for '%s'", c->name, host);
+    }
+out:
+    if (res != NULL) {
+        freeaddrinfo(res);
+    }
+    ssh_string_free_char(host);
+    return rc;
+}
+
+/* Options before ~/.ssh/config: crebuild's defaults, which the config may
+ * override. */
+static int
+apply_defaults(struct ssh_conn *c, const struct ssh_target *t)
+{
+    long timeout = CR_SSH_CONNECT_TIMEOUT;
+    int rc;
+
+    rc = set_opt(c, SSH_OPTIONS_HOST, t->host, "host");
+    if (rc == 0 && t->user != NULL) {
+        rc = set_opt(c, SSH_OPTIONS_USER, t->user, "user");
+    }
+    if (rc == 0) {
+        rc = set_opt(c, SSH_OPTIONS_TIMEOUT, &timeout, "ConnectTimeout");
+    }
+    if (rc == 0) {
+        rc = set_opt(
+            c, SSH_OPTIONS_CIPHERS_C_S, CR_SSH_DEFAULT_CIPHERS, "Ciphers");
+    }
+    if (rc == 0) {
+        rc = set_opt(
+            c, SSH_OPTIONS_CIPHERS_S_C, CR_SSH_DEFAULT_CIPHERS, "Ciphers");
+    }
+    return rc;
+}
+
+static int
+apply_config(struct ssh_conn *c, const struct ssh_target *t)
+{
+    char *path = NULL;
+    int no = 0;
+    int rc = 0;
+
+    if (t->config != NULL && strcasecmp(t->config, "none") == 0) {
+        return set_opt(c, SSH_OPTIONS_PROCESS_CONFIG, &no, "-F none");
+    }
+    if (t->config != NULL) {
+        path = expand_tilde(t->config);
+        if (access(path, R_OK) != 0) {
+            conn_err(c,
+                     "%s: cannot read ssh config file '%s': %s",
+                     c->name,
+                     path,
+                     strerror(errno));
+            free(path);
+            return CR_EUSAGE;
+        }
+    }
+    if (ssh_options_parse_config(c->s, path) < 0) {
+        conn_err(c,
+                 "%s: cannot parse ssh config%s%s: %s",
+                 c->name,
+                 path ? " " : "",
+                 path ? path : "",
+                 ssh_get_error(c->s));
+        rc = CR_ESSH;
+    }
+    free(path);
+    return rc;
+}
+
+/* ProxyJump as libssh 0.10 does it for ssh_config: a ProxyCommand running
+ * `ssh -W`.  Each hop is [user@]host[:port]; the rest of the chain goes on
+ * with -J. */
+static char *
+jump_command(const char *jump)
+{
+    struct strbuf sb = STRBUF_INIT;
+    const char *comma = strchr(jump, ',');
+    char *first =
+        comma ? xstrndup(jump, (size_t)(comma - jump)) : xstrdup(jump);
+    char *at = strrchr(first, '@');
+    char *host = at ? at + 1 : first;
+    char *port = NULL;
+
+    if (*host == '[') {
+        char *rb = strchr(host, ']');
+
+        if (rb != NULL) {
+            *rb = '\0';
+            port = rb[1] == ':' ? rb + 2 : NULL;
+            host++;
+        }
+    } else {
+        port = strchr(host, ':');
+        if (port != NULL) {
+            *port++ = '\0';
+        }
+    }
+    strbuf_addstr(&sb, "ssh");
+    if (at != NULL) {
+        *at = '\0';
+        strbuf_addstr(&sb, " -l ");
+        shquote_word(&sb, first);
+    }
+    if (port != NULL) {
+        strbuf_addstr(&sb, " -p ");
+        shquote_word(&sb, port);
+    }
+    if (comma != NULL) {
+        strbuf_addstr(&sb, " -J ");
+        shquote_word(&sb, comma + 1);
+    }
+    strbuf_addstr(&sb, " -W '[%h]:%p' ");
+    shquote_word(&sb, host);
+    free(first);
+    return strbuf_detach(&sb);
+}
+
+/* Options after ~/.ssh/config: the command line wins, as with ssh. */
+static int
+apply_target(struct ssh_conn *c, const struct ssh_target *t)
+{
+    int yes = 1;
+    int rc = 0;
+
+    if (t->hostname != NULL) {
+        rc = set_opt(c, SSH_OPTIONS_HOST, t->hostname, "HostName");
+    }
+    if (rc == 0 && t->port > 0) {
+        unsigned int port = (unsigned int)t->port;
+
+        rc = set_opt(c, SSH_OPTIONS_PORT, &port, "Port");
+    }
+    if (rc == 0 && t->user != NULL) {
+        rc = set_opt(c, SSH_OPTIONS_USER, t->user, "User");
+    }
+    /* SSH_OPTIONS_IDENTITY prepends: add in reverse to keep the order. */
+    for (size_t i = t->identities.n; rc == 0 && i > 0; i--) {
+        char *p = expand_tilde(t->identities.v[i - 1]);
+
+        rc = set_opt(c, SSH_OPTIONS_IDENTITY, p, "IdentityFile");
+        free(p);
+    }
+    if (rc == 0 && t->known_hosts != NULL) {
+        char *p = expand_tilde(t->known_hosts);
+
+        rc = set_opt(c, SSH_OPTIONS_KNOWNHOSTS, p, "UserKnownHostsFile");
+        free(p);
+    }
+    if (rc == 0 && t->global_known_hosts != NULL) {
+        char *p = expand_tilde(t->global_known_hosts);
+
+        rc = set_opt(
+            c, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, p, "GlobalKnownHostsFile");
+        free(p);
+    }
+    if (rc == 0 && t->connect_timeout >= 0) {
+        long v = t->connect_timeout > 0 ? t->connect_timeout
+                                        : CR_SSH_CONNECT_TIMEOUT;
+
+        rc = set_opt(c, SSH_OPTIONS_TIMEOUT, &v, "ConnectTimeout");
+    }
+    if (rc == 0 && t->proxy_command != NULL) {
+        rc = set_opt(
+            c, SSH_OPTIONS_PROXYCOMMAND, t->proxy_command, "ProxyCommand");
+    } else if (rc == 0 && t->proxy_jump != NULL) {
+        if (strcasecmp(t->proxy_jump, "none") == 0) {
+            rc = set_opt(c, SSH_OPTIONS_PROXYCOMMAND, "none", "ProxyJump");
+        } else {
+            char *cmd = jump_command(t->proxy_jump);
+
+            log_debug("%s: ProxyJump through: %s", c->name, cmd);
+            rc = set_opt(c, SSH_OPTIONS_PROXYCOMMAND, cmd, "ProxyJump");
+            free(cmd);
+        }
+    }
+    if (rc == 0 && t->compression >= 0) {
+        rc = set_opt(c,
+                     SSH_OPTIONS_COMPRESSION,
+                     t->compression ? "yes" : "no",
+                     "Compression");
+    }
+    if (rc == 0 && t->ciphers != NULL) {
+        rc = set_opt(c, SSH_OPTIONS_CIPHERS_C_S, t->ciphers, "Ciphers");
+        if (rc == 0) {
+            rc = set_opt(c, SSH_OPTIONS_CIPHERS_S_C, t->ciphers, "Ciphers");
+        }
+    }
+    if (rc == 0 && t->macs != NULL) {
+        rc = set_opt(c, SSH_OPTIONS_HMAC_C_S, t->macs, "MACs");
+        if (rc == 0) {
+            rc = set_opt(c, SSH_OPTIONS_HMAC_S_C, t->macs, "MACs");
+        }
+    }
+    if (rc == 0 && t->hostkey_algorithms != NULL) {
+        rc = set_opt(c,
+                     SSH_OPTIONS_HOSTKEYS,
+                     t->hostkey_algorithms,
+                     "HostKeyAlgorithms");
+    }
+    if (rc == 0 && t->kex_algorithms != NULL) {
+        rc = set_opt(
+            c, SSH_OPTIONS_KEY_EXCHANGE, t->kex_algorithms, "KexAlgorithms");
+    }
+    if (rc == 0 && t->pubkey_auth >= 0) {
+        rc = set_opt(c,
+                     SSH_OPTIONS_PUBKEY_AUTH,
+                     &t->pubkey_auth,
+                     "PubkeyAuthentication");
+    }
+    /* IdentitiesOnly and IdentityAgent=none: libssh 0.10 has neither; an
+     * agent socket that cannot exist keeps the agent out. */
+    if (rc == 0 && (t->identities_only == 1 ||
+                    (t->identity_agent != NULL &&
+                     strcasecmp(t->identity_agent, "none") == 0))) {
+        rc = set_opt(c,
+                     SSH_OPTIONS_IDENTITY_AGENT,
+                     "/nonexistent/agent",
+                     "IdentityAgent");
+    } else if (rc == 0 && t->identity_agent != NULL) {
+        char *p = expand_tilde(t->identity_agent);
+
+        rc = set_opt(c, SSH_OPTIONS_IDENTITY_AGENT, p, "IdentityAgent");
+        free(p);
+    }
+    if (rc == 0) {
+        int lv = SSH_LOG_NOLOG;
+
+        if (t->log_level > 0) {
+            lv = t->log_level + 1; /* DEBUG1 -> SSH_LOG_PROTOCOL ... */
+        } else if (log_get_level() >= LOG_TRACE) {
+            lv = SSH_LOG_PROTOCOL;
+        }
+        rc = set_opt(c, SSH_OPTIONS_LOG_VERBOSITY, &lv, "LogLevel");
+    }
+    /* crebuild decides about unknown keys itself (libssh 0.10 would
+     * report an unknown host as known with StrictHostKeyChecking=no). */
+    if (rc == 0) {
+        rc = set_opt(
+            c, SSH_OPTIONS_STRICTHOSTKEYCHECK, &yes, "StrictHostKeyChecking");
+    }
+    return rc;
+}
+
+/* Dead links fail in bounded time: unacknowledged data (our keepalives)
+ * times the connection out after interval * count seconds. */
+static void
+tune_socket(struct ssh_conn *c, int count)
+{
+    int fd = ssh_get_fd(c->s);
+    int one = 1;
+    int idle = c->alive_interval;
+    unsigned int utimeout = (unsigned int)(c->alive_interval * count) * 1000u;
+
+    if (fd < 0) {
+        return;
+    }
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (c->alive_interval <= 0 || count <= 0) {
+        return;
+    }
+    (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle, sizeof(idle));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+    (void)setsockopt(
+        fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &utimeout, sizeof(utimeout));
+}
+
+/* ---- host keys ---- */
+
+/* Key type and "SHA256:..." of the server's key (caller frees both). */
+static int
+server_key(struct ssh_conn *c, char **type, char **fp)
+{
+    ssh_key key = NULL;
+    unsigned char *hash = NULL;
+    size_t hlen = 0;
+    char *f = NULL;
+    int rc = CR_ESSH;
+
+    *type = NULL;
+    *fp = NULL;
+    if (ssh_get_server_publickey(c->s, &key) != SSH_OK) {
+        conn_err(c,
+                 "%s: cannot get the server's host key: %s",
+                 c->name,
+                 ssh_get_error(c->s));
+        goto out;
+    }
+    if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) !=
+        0) {
+        conn_err(c, "%s: cannot hash the server's host key", c->name);
+        goto out;
+    }
+    f = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hlen);
+    if (f == NULL) {
+        conn_err(c, "%s: cannot format the host key fingerprint", c->name);
+        goto out;
+    }
+    *fp = xstrdup(f);
+    *type = xstrdup(ssh_key_type_to_char(ssh_key_type(key)));
+    rc = 0;
+out:
+    ssh_string_free_char(f);
+    ssh_clean_pubkey_hash(&hash);
+    ssh_key_free(key);
+    return rc;
+}
+
+/* "ask": the answer typed on /dev/tty.  1 yes, 0 no, -1 no terminal. */
+static int
+ask_host_key(struct ssh_conn *c, const char *type, const char *fp)
+{
+    char line[256];
+    int fd = open_tty();
+    int ans = 0;
+
+    if (fd < 0) {
+        return -1;
+    }
+    {
+        char *msg = xasprintf("The authenticity of host '%s' can't be "
+                              "established.\n%s key fingerprint is %s.\n"
+                              "Are you sure you want to continue connecting "
+                              "(yes/no/[fingerprint])? ",
+                              c->name,
+                              type,
+                              fp);
+
+        for (;;) {
+            if (tty_getline(fd, msg, line, sizeof(line), 1) != 0) {
+                ans = 0;
+                break;
+            }
+            if (strcasecmp(line, "yes") == 0 || strcmp(line, fp) == 0) {
+                ans = 1;
+                break;
+            }
+            if (strcasecmp(line, "no") == 0) {
+                ans = 0;
+                break;
+            }
+            free(msg);
+            msg = xstrdup("Please type 'yes', 'no' or the fingerprint: ");
+        }
+        free(msg);
+    }
+    close(fd);
+    return ans;
+}
+
+static int
+add_host_key(struct ssh_conn *c, const char *type)
+{
+    if (ssh_session_update_known_hosts(c->s) != SSH_OK) {
+        log_warn("failed to add the host key of '%s' to the list of known "
+                 "hosts: %s",
+                 c->name,
+                 ssh_get_error(c->s));
+        return 0;
+    }
+    log_warn("permanently added '%s' (%s) to the list of known hosts",
+             c->name,
+             type);
+    return 0;
+}
+
+static int
+verify_host_key(struct ssh_conn *c, enum ssh_strict strict)
+{
+    enum ssh_known_hosts_e st = ssh_session_is_known_server(c->s);
+    char *type = NULL;
+    char *fp = NULL;
+    int rc = CR_EHOSTKEY;
+    int ans = 0;
+
+    if (st == SSH_KNOWN_HOSTS_OK) {
+        return 0;
+    }
+    if (st == SSH_KNOWN_HOSTS_ERROR) {
+        conn_err(c,
+                 "%s: cannot check the host key: %s",
+                 c->name,
+                 ssh_get_error(c->s));
+        return CR_EHOSTKEY;
+    }
+    rc = server_key(c, &type, &fp);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = CR_EHOSTKEY;
+    if (st == SSH_KNOWN_HOSTS_CHANGED) {
+        conn_err(c,
+                 "host key for '%s' has CHANGED (now %s %s): refusing to "
+                 "connect; if the change is expected, remove the old key "
+                 "with ssh-keygen -R",
+                 c->name,
+                 type,
+                 fp);
+        goto out;
+    }
+    if (st == SSH_KNOWN_HOSTS_OTHER) {
+        log_warn("'%s' offered a %s key, but keys of another type are known "
+                 "for it",
+                 c->name,
+                 type);
+    }
+    switch (strict) {
+    case CR_SSH_STRICT_YES:
+        conn_err(c,
+                 "host key for '%s' is not known (%s %s) and "
+                 "StrictHostKeyChecking=yes: refusing to connect",
+                 c->name,
+                 type,
+                 fp);
+        goto out;
+    case CR_SSH_STRICT_ACCEPT_NEW:
+    case CR_SSH_STRICT_NO:
+        rc = add_host_key(c, type);
+        goto out;
+    case CR_SSH_STRICT_UNSET:
+    case CR_SSH_STRICT_ASK:
+        break;
+    }
+    ans = c->batch ? -1 : ask_host_key(c, type, fp);
+    if (ans == 1) {
+        rc = add_host_key(c, type);
+    } else if (ans == 0) {
+        conn_err(
+            c, "host key for '%s' (%s %s) not accepted", c->name, type, fp);
+    } else {
+        conn_err(c,
+                 "host key for '%s' is not known (%s %s) and there is no "
+                 "terminal to confirm it: add it to known_hosts, or set "
+                 "NIX_SSHOPTS=\"-o StrictHostKeyChecking=accept-new\"",
+                 c->name,
+                 type,
+                 fp);
+    }
+out:
+    free(type);
+    free(fp);
+    return rc;
+}
+
+/* ---- login ---- */
+
+static int
+authenticate(struct ssh_conn *c)
+{
+    int methods = 0;
+    int rc = ssh_userauth_none(c->s, NULL);
+
+    if (rc == SSH_AUTH_SUCCESS) {
+        return 0;
+    }
+    if (rc == SSH_AUTH_ERROR) {
+        goto fail;
+    }
+    methods = ssh_userauth_list(c->s, NULL);
+    if (!(methods & SSH_AUTH_METHOD_PUBLICKEY)) {
+        conn_err(c,
+                 "%s: the server does not accept public key "
+                 "authentication (the only method crebuild uses)",
+                 c->name);
+        return CR_EAUTH;
+    }
+    /* ssh-agent (when SSH_AUTH_SOCK or IdentityAgent is set), then the
+     * identity files: -i/IdentityFile first, then ~/.ssh/id_ed25519,
+     * id_ecdsa, id_rsa.  Passphrases go through auth_cb. */
+    rc = ssh_userauth_publickey_auto(c->s, NULL, NULL);
+    if (rc == SSH_AUTH_SUCCESS) {
+        return 0;
+    }
+    if (rc == SSH_AUTH_ERROR) {
+        goto fail;
+    }
+    if (rc == SSH_AUTH_PARTIAL) {
+        conn_err(c,
+                 "%s: the server wants a second authentication method; "
+                 "crebuild only does public keys",
+                 c->name);
+        return CR_EAUTH;
+    }
+    conn_err(c,
+             "%s: permission denied (publickey) for user '%s'",
+             c->name,
+             c->user ? c->user : "?");
+    return CR_EAUTH;
+fail:
+    conn_err(c, "%s: authentication failed: %s", c->name, ssh_get_error(c->s));
+    return ssh_is_connected(c->s) ? CR_EAUTH : CR_ESSH;
+}
+
+static void
+conn_disconnect(struct ssh_conn *c)
+{
+    if (c->ev != NULL) {
+        ssh_event_remove_session(c->ev, c->s);
+        ssh_event_free(c->ev);
+        c->ev = NULL;
+    }
+    if (c->s != NULL) {
+        ssh_disconnect(c->s);
+        ssh_free(c->s);
+        c->s = NULL;
+    }
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+}
+
+int
+ssh_conn_open(const struct ssh_target *t,
+              int batch,
+              struct ssh_conn **out,
+              char **err)
+{
+    struct ssh_conn *c = xcalloc(1, sizeof(*c));
+    char *user = NULL;
+    long tmo = 0;
+    int rc = CR_ESSH;
+    int count = t->alive_count >= 0 ? t->alive_count : CR_SSH_ALIVE_COUNT;
+
+    *out = NULL;
+    *err = NULL;
+    c->fd = -1;
+    c->name = xstrdup(t->raw != NULL ? t->raw : t->host);
+    c->batch = batch || t->batch_mode == 1;
+    c->alive_interval =
+        t->alive_interval >= 0 ? t->alive_interval : CR_SSH_ALIVE_INTERVAL;
+    c->s = ssh_new();
+    if (c->s == NULL) {
+        cr_die("out of memory");
+    }
+    memset(&c->cb, 0, sizeof(c->cb));
+    c->cb.userdata = c;
+    c->cb.auth_function = auth_cb;
+    ssh_callbacks_init(&c->cb);
+    ssh_set_callbacks(c->s, &c->cb);
+
+    rc = apply_defaults(c, t);
+    if (rc == 0) {
+        rc = apply_config(c, t);
+    }
+    if (rc == 0) {
+        rc = apply_target(c, t);
+    }
+    if (rc != 0) {
+        goto out;
+    }
+    if (ssh_options_get(c->s, SSH_OPTIONS_USER, &user) == SSH_OK) {
+        c->user = xstrdup(user);
+        ssh_string_free_char(user);
+    }
+    if (t->address_family != 0 && t->proxy_command == NULL &&
+        t->proxy_jump == NULL) {
+        tmo = t->connect_timeout > 0 ? t->connect_timeout
+                                     : CR_SSH_CONNECT_TIMEOUT;
+        rc = own_socket(c, t->address_family, (int)tmo);
+        if (rc != 0) {
+            goto out;
+        }
+    }
+    log_debug("%s: connecting", c->name);
+    if (ssh_connect(c->s) != SSH_OK) {
+        conn_err(c, "cannot connect to '%s': %s", c->name, ssh_get_error(c->s));
+        rc = CR_ESSH;
+        goto out;
+    }
+    rc = verify_host_key(c, t->strict);
+    if (rc == 0) {
+        rc = authenticate(c);
+    }
+    if (rc != 0) {
+        goto out;
+    }
+    tune_socket(c, count);
+    c->last_alive = now_s();
+    c->ev = ssh_event_new();
+    if (c->ev == NULL || ssh_event_add_session(c->ev, c->s) != SSH_OK) {
+        conn_err(c, "%s: cannot set up the event loop", c->name);
+        rc = CR_ESSH;
+        goto out;
+    }
+    log_debug("%s: logged in as %s", c->name, c->user ? c->user : "?");
+    *out = c;
+    c = NULL;
+    rc = 0;
+out:
+    if (c != NULL) {
+        *err = c->err != NULL ? c->err
+                              : xasprintf("cannot connect to '%s': %s",
+                                          c->name,
+                                          cr_strerror(rc));
+        c->err = NULL;
+    }
+    ssh_conn_free(c);
+    return rc;
+}
+
+void
+ssh_conn_free(struct ssh_conn *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    while (c->chans != NULL) {
+        ssh_chan_abort(c->chans);
+    }
+    conn_disconnect(c);
+    free(c->name);
+    free(c->user);
+    free(c->err);
+    free(c);
+}
+
+const char *
+ssh_conn_name(const struct ssh_conn *c)
+{
+    return c->name;
+}
+
+const char *
+ssh_conn_user(const struct ssh_conn *c)
+{
+    return c->user;
+}
+
+/* ---- channels ---- */
+
+static void
+tail_add(struct ssh_chan *ch, const char *p, size_t n)
+{
+    if (n >= ERR_TAIL_MAX) {
+        memcpy(ch->tail, p + n - ERR_TAIL_MAX, ERR_TAIL_MAX);
+        ch->tail_len = ERR_TAIL_MAX;
+    } else {
+        if (ch->tail_len + n > ERR_TAIL_MAX) {
+            size_t drop = ch->tail_len + n - ERR_TAIL_MAX;
+
+            memmove(ch->tail, ch->tail + drop, ch->tail_len - drop);
+            ch->tail_len -= drop;
+        }
+        memcpy(ch->tail + ch->tail_len, p, n);
+        ch->tail_len += n;
+    }
+    ch->tail[ch->tail_len] = '\0';
+}
+
+static void
+err_flush_line(struct ssh_chan *ch)
+{
+    if (ch->line.len > 0 || ch->line_cut) {
+        strbuf_addch(&ch->line, '\n');
+        fflush(stdout);
+        (void)fwrite(ch->line.buf, 1, ch->line.len, stderr);
+        fflush(stderr);
+        strbuf_reset(&ch->line);
+        ch->line_cut = 0;
+    }
+}
+
+/* Remote stderr: captured, or forwarded a line at a time. */
+static void
+err_sink(struct ssh_chan *ch, const char *p, size_t n)
+{
+    tail_add(ch, p, n);
+    if (ch->capture != NULL) {
+        strbuf_add(ch->capture, p, n);
+        return;
+    }
+    while (n > 0) {
+        const char *nl = memchr(p, '\n', n);
+        size_t k = nl ? (size_t)(nl - p) : n;
+
+        if (!ch->line_cut) {
+            size_t room = ERR_LINE_MAX - ch->line.len;
+
+            strbuf_add(&ch->line, p, k < room ? k : room);
+            if (k > room) {
+                ch->line_cut = 1;
+            }
+        }
+        if (nl == NULL) {
+            break;
+        }
+        err_flush_line(ch);
+        p += k + 1;
+        n -= k + 1;
+    }
+}
+
+static int
+drain_stderr(struct ssh_chan *ch)
+{
+    char buf[16384];
+
+    for (;;) {
+        int r = ssh_channel_read_nonblocking(ch->ch, buf, sizeof(buf), 1);
+
+        if (r > 0) {
+            err_sink(ch, buf, (size_t)r);
+            continue;
+        }
+        if (r == SSH_ERROR) {
+            return CR_ESSH;
+        }
+        return 0;
+    }
+}
+
+static void
+on_exit_status(ssh_session s, ssh_channel c, int status, void *userdata)
+{
+    struct ssh_chan *ch = userdata;
+
+    (void)s;
+    (void)c;
+    ch->exit_status = status;
+    ch->got_exit = 1;
+}
+
+static int
+signal_number(const char *name)
+{
+    static const struct {
+        const char *name;
+        int sig;
+    } sigs[] = {
+        {"ABRT", SIGABRT},
+        {"ALRM", SIGALRM},
+        {"FPE", SIGFPE},
+        {"HUP", SIGHUP},
+        {"ILL", SIGILL},
+        {"INT", SIGINT},
+        {"KILL", SIGKILL},
+        {"PIPE", SIGPIPE},
+        {"QUIT", SIGQUIT},
+        {"SEGV", SIGSEGV},
+        {"TERM", SIGTERM},
+        {"USR1", SIGUSR1},
+        {"USR2", SIGUSR2},
+        {"BUS", SIGBUS},
+        {"TRAP", SIGTRAP},
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
+        if (strcmp(name, sigs[i].name) == 0) {
+            return sigs[i].sig;
+        }
+    }
+    return 0;
+}
+
+static void
+on_exit_signal(ssh_session s,
+               ssh_channel c,
+               const char *signal,
+               int core,
+               const char *errmsg,
+               const char *lang,
+               void *userdata)
+{
+    struct ssh_chan *ch = userdata;
+
+    (void)s;
+    (void)c;
+    (void)core;
+    (void)errmsg;
+    (void)lang;
+    ch->exit_signal = signal ? signal_number(signal) : 0;
+    if (ch->exit_signal == 0) {
+        ch->exit_signal = SIGTERM;
+    }
+    ch->got_exit = 1;
+}
+
+static void
+chan_unlink(struct ssh_chan *ch)
+{
+    struct ssh_chan **pp = &ch->conn->chans;
+
+    while (*pp != NULL && *pp != ch) {
+        pp = &(*pp)->next;
+    }
+    if (*pp == ch) {
+        *pp = ch->next;
+    }
+}
+
+static void
+chan_free(struct ssh_chan *ch)
+{
+    err_flush_line(ch);
+    chan_unlink(ch);
+    if (ch->ch != NULL) {
+        if (ssh_channel_is_open(ch->ch)) {
+            (void)ssh_channel_close(ch->ch);
+        }
+        ssh_channel_free(ch->ch);
+    }
+    strbuf_release(&ch->line);
+    free(ch);
+}
+
+int
+ssh_chan_exec(struct ssh_conn *c,
+              const char *command,
+              struct strbuf *err_capture,
+              struct ssh_chan **out)
+{
+    struct ssh_chan *ch = xcalloc(1, sizeof(*ch));
+
+    *out = NULL;
+    ch->conn = c;
+    ch->capture = err_capture;
+    ch->exit_status = -1;
+    strbuf_init(&ch->line, 0);
+    ch->next = c->chans;
+    c->chans = ch;
+    if (c->dead) {
+        log_error("%s: the connection is closed", c->name);
+        goto fail;
+    }
+    ch->ch = ssh_channel_new(c->s);
+    if (ch->ch == NULL) {
+        log_error(
+            "%s: cannot create a channel: %s", c->name, ssh_get_error(c->s));
+        goto fail;
+    }
+    memset(&ch->cb, 0, sizeof(ch->cb));
+    ch->cb.userdata = ch;
+    ch->cb.channel_exit_status_function = on_exit_status;
+    ch->cb.channel_exit_signal_function = on_exit_signal;
+    ssh_callbacks_init(&ch->cb);
+    if (ssh_set_channel_callbacks(ch->ch, &ch->cb) != SSH_OK) {
+        log_error("%s: cannot set channel callbacks", c->name);
+        goto fail;
+    }
+    if (ssh_channel_open_session(ch->ch) != SSH_OK) {
+        log_error(
+            "%s: cannot open a channel: %s", c->name, ssh_get_error(c->s));
+        goto fail;
+    }
+    log_trace("%s: exec %s", c->name, command);
+    if (ssh_channel_request_exec(ch->ch, command) != SSH_OK) {
+        log_error("%s: cannot start a remote command: %s",
+                  c->name,
+                  ssh_get_error(c->s));
+        goto fail;
+    }
+    *out = ch;
+    return 0;
+fail:
+    if (!ssh_is_connected(c->s)) {
+        c->dead = 1;
+    }
+    chan_free(ch);
+    return CR_ESSH;
+}
+
+/* Process whatever the server sent (waiting up to timeout_ms), send a
+ * keepalive when due, and drain every channel's stderr. */
+static int
+conn_pump(struct ssh_conn *c, int timeout_ms)
+{
+    int rc = 0;
+
+    if (c->dead) {
+        return CR_ESSH;
+    }
+    if (c->alive_interval > 0 && now_s() - c->last_alive >= c->alive_interval) {
+        (void)ssh_send_ignore(c->s, "");
+        c->last_alive = now_s();
+    }
+    rc = ssh_event_dopoll(c->ev, timeout_ms);
+    if (rc == SSH_ERROR && errno == EINTR && ssh_is_connected(c->s)) {
+        rc = SSH_OK;
+    }
+    if (!ssh_is_connected(c->s)) {
+        const char *e = ssh_get_error(c->s);
+
+        log_error("%s: connection lost%s%s", c->name, *e ? ": " : "", e);
+        c->dead = 1;
+        return CR_ESSH;
+    }
+    for (struct ssh_chan *ch = c->chans; ch != NULL; ch = ch->next) {
+        if (ch->ch != NULL) {
+            (void)drain_stderr(ch);
+        }
+    }
+    return 0;
+}
+
+int
+ssh_chan_wait(struct ssh_chan *ch, int timeout_ms)
+{
+    int slice = timeout_ms < WAIT_SLICE ? timeout_ms : WAIT_SLICE;
+
+    if (cr_interrupted) {
+        return CR_EINTR;
+    }
+    /* Something is already buffered: no need to block. */
+    if (ssh_channel_poll(ch->ch, 0) != 0) {
+        slice = 0;
+    }
+    return conn_pump(ch->conn, slice);
+}
+
+ssize_t
+ssh_chan_write_some(struct ssh_chan *ch, const void *buf, size_t n)
+{
+    uint32_t win = ssh_channel_window_size(ch->ch);
+    int w;
+
+    if (ch->conn->dead) {
+        return CR_ESSH;
+    }
+    if (n > WRITE_CHUNK) {
+        n = WRITE_CHUNK;
+    }
+    if (n > win) {
+        n = win;
+    }
+    if (n == 0) {
+        return 0;
+    }
+    w = ssh_channel_write(ch->ch, buf, (uint32_t)n);
+    if (w < 0) {
+        log_error("%s: write to remote command failed: %s",
+                  ch->conn->name,
+                  ssh_get_error(ch->conn->s));
+        if (!ssh_is_connected(ch->conn->s)) {
+            ch->conn->dead = 1;
+        }
+        return CR_ESSH;
+    }
+    return w;
+}
+
+int
+ssh_chan_write(struct ssh_chan *ch, const void *buf, size_t n)
+{
+    const char *p = buf;
+
+    while (n > 0) {
+        ssize_t w;
+        int rc;
+
+        if (cr_interrupted) {
+            return CR_EINTR;
+        }
+        if (ssh_channel_is_closed(ch->ch)) {
+            /* The command exited without reading all its input. */
+            log_error("%s: remote command exited before reading all its "
+                      "input",
+                      ch->conn->name);
+            return CR_ESSH;
+        }
+        w = ssh_chan_write_some(ch, p, n);
+        if (w < 0) {
+            return (int)w;
+        }
+        p += w;
+        n -= (size_t)w;
+        if (w == 0) {
+            /* Window full: wait for the server's window adjust. */
+            rc = conn_pump(ch->conn, WAIT_SLICE);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+ssize_t
+ssh_chan_read_nb(struct ssh_chan *ch, void *buf, size_t n, int *eof)
+{
+    int r;
+
+    *eof = 0;
+    if (ch->out_eof) {
+        *eof = 1;
+        return 0;
+    }
+    if (n > 0x7fffffff) {
+        n = 0x7fffffff;
+    }
+    r = ssh_channel_read_nonblocking(ch->ch, buf, (uint32_t)n, 0);
+    if (r == SSH_EOF || (r == 0 && ssh_channel_is_closed(ch->ch))) {
+        /* Nothing buffered and the server sent EOF (or closed). */
+        ch->out_eof = 1;
+        *eof = 1;
+        return 0;
+    }
+    if (r < 0) {
+        log_error("%s: read from remote command failed: %s",
+                  ch->conn->name,
+                  ssh_get_error(ch->conn->s));
+        if (!ssh_is_connected(ch->conn->s)) {
+            ch->conn->dead = 1;
+        }
+        return CR_ESSH;
+    }
+    return r;
+}
+
+ssize_t
+ssh_chan_read(struct ssh_chan *ch, void *buf, size_t n)
+{
+    for (;;) {
+        int eof = 0;
+        ssize_t r = ssh_chan_read_nb(ch, buf, n, &eof);
+        int rc;
+
+        if (r != 0 || eof) {
+            return r;
+        }
+        rc = ssh_chan_wait(ch, WAIT_SLICE);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+}
+
+int
+ssh_chan_send_eof(struct ssh_chan *ch)
+{
+    if (ch->eof_sent) {
+        return 0;
+    }
+    ch->eof_sent = 1;
+    if (ssh_channel_is_closed(ch->ch)) {
+        return 0;
+    }
+    if (ssh_channel_send_eof(ch->ch) != SSH_OK) {
+        log_error("%s: cannot send EOF: %s",
+                  ch->conn->name,
+                  ssh_get_error(ch->conn->s));
+        return CR_ESSH;
+    }
+    return 0;
+}
+
+const char *
+ssh_chan_stderr_tail(const struct ssh_chan *ch)
+{
+    return ch->tail;
+}
+
+void
+ssh_chan_abort(struct ssh_chan *ch)
+{
+    if (ch == NULL) {
+        return;
+    }
+    if (ch->ch != NULL && !ch->conn->dead && ssh_channel_is_open(ch->ch)) {
+        (void)ssh_channel_request_send_signal(ch->ch, "INT");
+        (void)ssh_channel_send_eof(ch->ch);
+    }
+    chan_free(ch);
+}
+
+int
+ssh_chan_finish(struct ssh_chan *ch, int *status)
+{
+    char buf[65536];
+    int rc = 0;
+
+    *status = -1;
+    rc = ssh_chan_send_eof(ch);
+    while (rc == 0) {
+        int eof = 0;
+        ssize_t r = ssh_chan_read_nb(ch, buf, sizeof(buf), &eof);
+
+        if (r < 0) {
+            rc = (int)r;
+            break;
+        }
+        if (r > 0) {
+            continue;
+        }
+        (void)drain_stderr(ch);
+        if (eof && (ch->got_exit || ssh_channel_is_closed(ch->ch))) {
+            break;
+        }
+        rc = ssh_chan_wait(ch, WAIT_SLICE);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    (void)drain_stderr(ch);
+    err_flush_line(ch);
+    if (ch->exit_signal != 0) {
+        *status = 128 + ch->exit_signal;
+    } else if (ch->got_exit) {
+        *status = ch->exit_status;
+    } else {
+#if LIBSSH_VERSION_INT >= SSH_VERSION_INT(0, 11, 0)
+        uint32_t code = 0;
+        char *sig = NULL;
+        int core = 0;
+
+        if (ssh_channel_get_exit_state(ch->ch, &code, &sig, &core) == SSH_OK) {
+            *status = sig != NULL ? 128 + signal_number(sig) : (int)code;
+        }
+        ssh_string_free_char(sig);
+#else
+        /* Closed without an exit-status: returns -1 at once. */
+        *status = ssh_channel_get_exit_status(ch->ch);
+#endif
+    }
+    return 0;
+}
+
+void
+ssh_chan_free(struct ssh_chan *ch)
+{
+    if (ch == NULL) {
+        return;
+    }
+    if (ch->ch != NULL && !ch->conn->dead && ssh_channel_is_open(ch->ch) &&
+        !ch->got_exit) {
+        /* Still running: interrupt it rather than leave it behind. */
+        (void)ssh_channel_request_send_signal(ch->ch, "INT");
+        (void)ssh_channel_send_eof(ch->ch);
+    }
+    chan_free(ch);
+}
+
+int
+ssh_chan_close(struct ssh_chan *ch, int *status)
+{
+    int rc = ssh_chan_finish(ch, status);
+
+    ssh_chan_free(ch);
+    return rc;
+}

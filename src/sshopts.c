@@ -1,0 +1,844 @@
+/* sshopts.c: host strings and NIX_SSHOPTS parsed into struct ssh_target. */
+#include "crebuild/sshopts.h"
+#include "crebuild/strbuf.h"
+#include "crebuild/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void
+ssh_target_init(struct ssh_target *t)
+{
+    memset(t, 0, sizeof(*t));
+    strvec_init(&t->identities);
+    t->connect_timeout = -1;
+    t->alive_interval = -1;
+    t->alive_count = -1;
+    t->compression = -1;
+    t->batch_mode = -1;
+    t->identities_only = -1;
+    t->pubkey_auth = -1;
+    t->forward_agent = -1;
+    t->log_level = -1;
+}
+
+void
+ssh_target_release(struct ssh_target *t)
+{
+    free(t->raw);
+    free(t->host);
+    free(t->user);
+    free(t->hostname);
+    free(t->config);
+    strvec_clear(&t->identities);
+    free(t->known_hosts);
+    free(t->global_known_hosts);
+    free(t->identity_agent);
+    free(t->proxy_jump);
+    free(t->proxy_command);
+    free(t->ciphers);
+    free(t->hostkey_algorithms);
+    free(t->kex_algorithms);
+    free(t->macs);
+    ssh_target_init(t);
+}
+
+/* ---- shlex ---- */
+
+static int
+is_blank(int c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+int
+sshopts_split(const char *s, struct strvec *out, char **err)
+{
+    struct strbuf w = STRBUF_INIT;
+    int in_word = 0;
+    int rc = CR_EUSAGE;
+
+    *err = NULL;
+    while (*s != '\0') {
+        char c = *s++;
+
+        if (is_blank(c)) {
+            if (in_word) {
+                strvec_push(out, w.buf);
+                strbuf_reset(&w);
+                in_word = 0;
+            }
+            continue;
+        }
+        in_word = 1;
+        if (c == '\\') {
+            if (*s == '\0') {
+                *err = xstrdup("NIX_SSHOPTS: no escaped character after "
+                               "a trailing backslash");
+                goto out;
+            }
+            strbuf_addch(&w, *s++);
+        } else if (c == '\'') {
+            const char *end = strchr(s, '\'');
+
+            if (end == NULL) {
+                *err = xstrdup("NIX_SSHOPTS: no closing quotation");
+                goto out;
+            }
+            strbuf_add(&w, s, (size_t)(end - s));
+            s = end + 1;
+        } else if (c == '"') {
+            for (;;) {
+                if (*s == '\0') {
+                    *err = xstrdup("NIX_SSHOPTS: no closing quotation");
+                    goto out;
+                }
+                c = *s++;
+                if (c == '"') {
+                    break;
+                }
+                if (c == '\\' && (*s == '"' || *s == '\\')) {
+                    c = *s++;
+                }
+                strbuf_addch(&w, c);
+            }
+        } else {
+            strbuf_addch(&w, c);
+        }
+    }
+    if (in_word) {
+        strvec_push(out, w.buf);
+    }
+    rc = 0;
+out:
+    strbuf_release(&w);
+    return rc;
+}
+
+/* ---- OpenSSH options ---- */
+
+enum okey {
+    K_UNKNOWN = 0,
+    K_IGNORE, /* meaningful only for OpenSSH: debug note */
+    K_PORT,
+    K_USER,
+    K_HOSTNAME,
+    K_IDENTITYFILE,
+    K_USERKNOWNHOSTSFILE,
+    K_GLOBALKNOWNHOSTSFILE,
+    K_STRICTHOSTKEYCHECKING,
+    K_CONNECTTIMEOUT,
+    K_SERVERALIVEINTERVAL,
+    K_SERVERALIVECOUNTMAX,
+    K_PROXYJUMP,
+    K_PROXYCOMMAND,
+    K_COMPRESSION,
+    K_CIPHERS,
+    K_HOSTKEYALGORITHMS,
+    K_KEXALGORITHMS,
+    K_MACS,
+    K_BATCHMODE,
+    K_IDENTITIESONLY,
+    K_PUBKEYAUTHENTICATION,
+    K_LOGLEVEL,
+    K_FORWARDAGENT,
+    K_ADDRESSFAMILY,
+    K_IDENTITYAGENT,
+};
+
+static const struct {
+    const char *name;
+    enum okey key;
+} okeys[] = {
+    {"AddressFamily", K_ADDRESSFAMILY},
+    {"BatchMode", K_BATCHMODE},
+    {"CheckHostIP", K_IGNORE},
+    {"Ciphers", K_CIPHERS},
+    {"Compression", K_COMPRESSION},
+    {"ConnectTimeout", K_CONNECTTIMEOUT},
+    {"ControlMaster", K_IGNORE},
+    {"ControlPath", K_IGNORE},
+    {"ControlPersist", K_IGNORE},
+    {"ForwardAgent", K_FORWARDAGENT},
+    {"ForwardX11", K_IGNORE},
+    {"GlobalKnownHostsFile", K_GLOBALKNOWNHOSTSFILE},
+    {"HashKnownHosts", K_IGNORE},
+    {"HostKeyAlgorithms", K_HOSTKEYALGORITHMS},
+    {"HostName", K_HOSTNAME},
+    {"IdentitiesOnly", K_IDENTITIESONLY},
+    {"IdentityAgent", K_IDENTITYAGENT},
+    {"IdentityFile", K_IDENTITYFILE},
+    {"KexAlgorithms", K_KEXALGORITHMS},
+    {"LogLevel", K_LOGLEVEL},
+    {"MACs", K_MACS},
+    {"Port", K_PORT},
+    {"ProxyCommand", K_PROXYCOMMAND},
+    {"ProxyJump", K_PROXYJUMP},
+    {"PubkeyAuthentication", K_PUBKEYAUTHENTICATION},
+    {"RequestTTY", K_IGNORE},
+    {"SendEnv", K_IGNORE},
+    {"ServerAliveCountMax", K_SERVERALIVECOUNTMAX},
+    {"ServerAliveInterval", K_SERVERALIVEINTERVAL},
+    {"SetEnv", K_IGNORE},
+    {"StrictHostKeyChecking", K_STRICTHOSTKEYCHECKING},
+    {"TCPKeepAlive", K_IGNORE},
+    {"UpdateHostKeys", K_IGNORE},
+    {"User", K_USER},
+    {"UserKnownHostsFile", K_USERKNOWNHOSTSFILE},
+    {"VisualHostKey", K_IGNORE},
+};
+
+static enum okey
+lookup_key(const char *name, size_t n)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(okeys); i++) {
+        if (strlen(okeys[i].name) == n &&
+            strncasecmp(okeys[i].name, name, n) == 0) {
+            return okeys[i].key;
+        }
+    }
+    return K_UNKNOWN;
+}
+
+static int
+set_str(char **field, const char *v)
+{
+    if (*field == NULL) {
+        *field = xstrdup(v);
+    }
+    return 0;
+}
+
+static int
+set_int(int *field, int v)
+{
+    if (*field < 0) {
+        *field = v;
+    }
+    return 0;
+}
+
+static int
+parse_yesno(const char *key, const char *v, int *out, char **err)
+{
+    if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0) {
+        *out = 1;
+    } else if (strcasecmp(v, "no") == 0 || strcasecmp(v, "false") == 0) {
+        *out = 0;
+    } else {
+        *err = xasprintf("ssh option %s: expected yes or no, not '%s'", key, v);
+        return CR_EUSAGE;
+    }
+    return 0;
+}
+
+static int
+parse_num(const char *key,
+          const char *v,
+          unsigned long long min,
+          unsigned long long max,
+          int *out,
+          char **err)
+{
+    unsigned long long n = 0;
+
+    if (parse_uint(v, max, &n) < 0 || n < min) {
+        *err = xasprintf("ssh option %s: invalid number '%s'", key, v);
+        return CR_EUSAGE;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+/* The first entry of a blank-separated file list. */
+static char *
+first_word(const char *v)
+{
+    size_t n = strcspn(v, " \t");
+
+    return xstrndup(v, n);
+}
+
+static int
+parse_loglevel(const char *v, int *out, char **err)
+{
+    static const struct {
+        const char *name;
+        int level;
+    } levels[] = {
+        {"QUIET", 0},
+        {"FATAL", 0},
+        {"ERROR", 0},
+        {"INFO", 0},
+        {"VERBOSE", 0},
+        {"DEBUG", 1},
+        {"DEBUG1", 1},
+        {"DEBUG2", 2},
+        {"DEBUG3", 3},
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(levels); i++) {
+        if (strcasecmp(v, levels[i].name) == 0) {
+            *out = levels[i].level;
+            return 0;
+        }
+    }
+    *err = xasprintf("ssh option LogLevel: unknown level '%s'", v);
+    return CR_EUSAGE;
+}
+
+static int
+parse_strict(const char *v, enum ssh_strict *out, char **err)
+{
+    if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0) {
+        *out = CR_SSH_STRICT_YES;
+    } else if (strcasecmp(v, "accept-new") == 0) {
+        *out = CR_SSH_STRICT_ACCEPT_NEW;
+    } else if (strcasecmp(v, "no") == 0 || strcasecmp(v, "off") == 0 ||
+               strcasecmp(v, "false") == 0) {
+        *out = CR_SSH_STRICT_NO;
+    } else if (strcasecmp(v, "ask") == 0) {
+        *out = CR_SSH_STRICT_ASK;
+    } else {
+        *err = xasprintf("ssh option StrictHostKeyChecking: unknown value "
+                         "'%s'",
+                         v);
+        return CR_EUSAGE;
+    }
+    return 0;
+}
+
+/* One "Key=Value" or "Key Value" (the argument of -o). */
+static int
+apply_o(struct ssh_target *t,
+        const char *kv,
+        struct strvec *warnings,
+        struct strvec *notes,
+        char **err)
+{
+    size_t klen = strcspn(kv, "= \t");
+    const char *v = kv + klen;
+    const char *name = NULL;
+    enum okey key;
+    int b = 0;
+    int rc = 0;
+
+    v += strspn(v, " \t");
+    if (*v == '=') {
+        v++;
+        v += strspn(v, " \t");
+    }
+    key = lookup_key(kv, klen);
+    if (klen == 0 || (*v == '\0' && key != K_UNKNOWN && key != K_IGNORE)) {
+        *err = xasprintf("ssh option -o '%s': missing value", kv);
+        return CR_EUSAGE;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(okeys); i++) {
+        if (okeys[i].key == key) {
+            name = okeys[i].name;
+            break;
+        }
+    }
+    switch (key) {
+    case K_UNKNOWN:
+        strvec_pushf(warnings,
+                     "ignoring ssh option '%.*s' (not supported by crebuild)",
+                     (int)klen,
+                     kv);
+        break;
+    case K_IGNORE:
+        strvec_pushf(
+            notes, "ignoring OpenSSH-only option '%.*s'", (int)klen, kv);
+        break;
+    case K_PORT:
+        rc = parse_num(name, v, 1, 65535, &b, err);
+        if (rc == 0 && t->port == 0) {
+            t->port = b;
+        }
+        break;
+    case K_USER:
+        set_str(&t->user, v);
+        break;
+    case K_HOSTNAME:
+        set_str(&t->hostname, v);
+        break;
+    case K_IDENTITYFILE:
+        strvec_push(&t->identities, v);
+        break;
+    case K_USERKNOWNHOSTSFILE:
+        if (t->known_hosts == NULL) {
+            t->known_hosts = first_word(v);
+        }
+        break;
+    case K_GLOBALKNOWNHOSTSFILE:
+        if (t->global_known_hosts == NULL) {
+            t->global_known_hosts = first_word(v);
+        }
+        break;
+    case K_IDENTITYAGENT:
+        set_str(&t->identity_agent, v);
+        break;
+    case K_STRICTHOSTKEYCHECKING: {
+        enum ssh_strict s = CR_SSH_STRICT_UNSET;
+
+        rc = parse_strict(v, &s, err);
+        if (rc == 0 && t->strict == CR_SSH_STRICT_UNSET) {
+            t->strict = s;
+        }
+        break;
+    }
+    case K_CONNECTTIMEOUT:
+        rc = parse_num(name, v, 0, 86400, &b, err);
+        if (rc == 0) {
+            set_int(&t->connect_timeout, b);
+        }
+        break;
+    case K_SERVERALIVEINTERVAL:
+        rc = parse_num(name, v, 0, 86400, &b, err);
+        if (rc == 0) {
+            set_int(&t->alive_interval, b);
+        }
+        break;
+    case K_SERVERALIVECOUNTMAX:
+        rc = parse_num(name, v, 0, 1000, &b, err);
+        if (rc == 0) {
+            set_int(&t->alive_count, b);
+        }
+        break;
+    case K_PROXYJUMP:
+        set_str(&t->proxy_jump, v);
+        break;
+    case K_PROXYCOMMAND:
+        set_str(&t->proxy_command, v);
+        break;
+    case K_CIPHERS:
+        set_str(&t->ciphers, v);
+        break;
+    case K_HOSTKEYALGORITHMS:
+        set_str(&t->hostkey_algorithms, v);
+        break;
+    case K_KEXALGORITHMS:
+        set_str(&t->kex_algorithms, v);
+        break;
+    case K_MACS:
+        set_str(&t->macs, v);
+        break;
+    case K_LOGLEVEL:
+        rc = parse_loglevel(v, &b, err);
+        if (rc == 0) {
+            set_int(&t->log_level, b);
+        }
+        break;
+    case K_ADDRESSFAMILY:
+        if (strcasecmp(v, "any") == 0) {
+            b = 0;
+        } else if (strcasecmp(v, "inet") == 0) {
+            b = 4;
+        } else if (strcasecmp(v, "inet6") == 0) {
+            b = 6;
+        } else {
+            *err = xasprintf("ssh option AddressFamily: unknown value '%s'", v);
+            return CR_EUSAGE;
+        }
+        if (t->address_family == 0) {
+            t->address_family = b;
+        }
+        break;
+    case K_COMPRESSION:
+    case K_BATCHMODE:
+    case K_IDENTITIESONLY:
+    case K_PUBKEYAUTHENTICATION:
+    case K_FORWARDAGENT:
+        rc = parse_yesno(name, v, &b, err);
+        if (rc != 0) {
+            break;
+        }
+        if (key == K_COMPRESSION) {
+            set_int(&t->compression, b);
+        } else if (key == K_BATCHMODE) {
+            set_int(&t->batch_mode, b);
+        } else if (key == K_IDENTITIESONLY) {
+            set_int(&t->identities_only, b);
+        } else if (key == K_PUBKEYAUTHENTICATION) {
+            set_int(&t->pubkey_auth, b);
+        } else {
+            set_int(&t->forward_agent, b);
+            strvec_pushf(notes,
+                         "ssh option ForwardAgent accepted; crebuild "
+                         "does not forward the agent");
+        }
+        break;
+    }
+    return rc;
+}
+
+/* Flags that take an argument in OpenSSH 9.2. */
+static int
+takes_arg(char c)
+{
+    return c != '\0' && strchr("BbcDEeFIiJLlmOopQRSWw", c) != NULL;
+}
+
+/* One flag with its argument (NULL for flags without one). */
+static int
+apply_flag(struct ssh_target *t,
+           char f,
+           const char *arg,
+           struct strvec *warnings,
+           struct strvec *notes,
+           char **err)
+{
+    int b = 0;
+    int rc = 0;
+
+    switch (f) {
+    case 'p':
+        rc = parse_num("-p", arg, 1, 65535, &b, err);
+        if (rc == 0 && t->port == 0) {
+            t->port = b;
+        }
+        break;
+    case 'i':
+        strvec_push(&t->identities, arg);
+        break;
+    case 'l':
+        set_str(&t->user, arg);
+        break;
+    case 'F':
+        set_str(&t->config, arg);
+        break;
+    case 'J':
+        set_str(&t->proxy_jump, arg);
+        break;
+    case 'c':
+        set_str(&t->ciphers, arg);
+        break;
+    case 'm':
+        set_str(&t->macs, arg);
+        break;
+    case 'o':
+        rc = apply_o(t, arg, warnings, notes, err);
+        break;
+    case 'A':
+    case 'a':
+        set_int(&t->forward_agent, f == 'A');
+        strvec_pushf(notes,
+                     "ssh option -%c accepted; crebuild does not "
+                     "forward the agent",
+                     f);
+        break;
+    case 'C':
+        set_int(&t->compression, 1);
+        break;
+    case '4':
+    case '6':
+        if (t->address_family == 0) {
+            t->address_family = f - '0';
+        }
+        break;
+    case 'q':
+        set_int(&t->log_level, 0);
+        break;
+    case 'v':
+        /* Each -v raises the level, as with ssh. */
+        t->log_level = t->log_level < 1 ? 1 : t->log_level + 1;
+        if (t->log_level > 3) {
+            t->log_level = 3;
+        }
+        break;
+    case 't':
+    case 'T':
+    case 'x':
+    case 'n':
+    case 'k':
+    case 'M':
+    case 'S':
+        strvec_pushf(notes, "ignoring OpenSSH-only option '-%c'", f);
+        break;
+    default:
+        strvec_pushf(warnings,
+                     "ignoring ssh option '-%c' (not supported by crebuild)",
+                     f);
+        break;
+    }
+    return rc;
+}
+
+int
+sshopts_parse_args(struct ssh_target *t,
+                   const struct strvec *args,
+                   struct strvec *warnings,
+                   struct strvec *notes,
+                   char **err)
+{
+    *err = NULL;
+    for (size_t i = 0; i < args->n; i++) {
+        const char *w = args->v[i];
+
+        if (w[0] != '-' || w[1] == '\0') {
+            strvec_pushf(warnings,
+                         "ignoring '%s' in NIX_SSHOPTS (not an "
+                         "option)",
+                         w);
+            continue;
+        }
+        if (strcmp(w, "--") == 0) {
+            strvec_pushf(warnings, "ignoring '--' in NIX_SSHOPTS");
+            continue;
+        }
+        /* Bundled flags (-tt, -AC, -p22, -oPort=22) as ssh's getopt. */
+        for (const char *p = w + 1; *p != '\0'; p++) {
+            const char *arg = NULL;
+            int rc;
+
+            if (takes_arg(*p)) {
+                if (p[1] != '\0') {
+                    arg = p + 1;
+                } else if (i + 1 < args->n) {
+                    arg = args->v[++i];
+                } else {
+                    *err = xasprintf("ssh option -%c requires an argument", *p);
+                    return CR_EUSAGE;
+                }
+            }
+            rc = apply_flag(t, *p, arg, warnings, notes, err);
+            if (rc != 0) {
+                return rc;
+            }
+            if (arg != NULL) {
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- host strings ---- */
+
+static int
+user_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' ||
+           c == '+';
+}
+
+static int
+host_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
+/* An IPv6 literal, optionally with a zone ("%eth0" or "%25eth0"); the
+ * result has "%25" decoded. */
+static char *
+parse_v6(const char *s, size_t n)
+{
+    struct strbuf sb = STRBUF_INIT;
+    size_t i = 0;
+    int colons = 0;
+
+    for (; i < n && s[i] != '%'; i++) {
+        char c = s[i];
+
+        if (c == ':') {
+            colons++;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+                     (c >= 'A' && c <= 'F') || c == '.')) {
+            goto bad;
+        }
+        strbuf_addch(&sb, c);
+    }
+    if (colons < 2) {
+        goto bad;
+    }
+    if (i < n) {
+        i++;
+        if (n - i >= 2 && s[i] == '2' && s[i + 1] == '5') {
+            i += 2;
+        }
+        if (i == n) {
+            goto bad;
+        }
+        strbuf_addch(&sb, '%');
+        for (; i < n; i++) {
+            if (!host_char_ok(s[i])) {
+                goto bad;
+            }
+            strbuf_addch(&sb, s[i]);
+        }
+    }
+    return strbuf_detach(&sb);
+bad:
+    strbuf_release(&sb);
+    return NULL;
+}
+
+static int
+host_fail(const char *s, const char *why, char **err)
+{
+    *err = xasprintf("invalid host '%s': %s", s, why);
+    return CR_EUSAGE;
+}
+
+int
+sshopts_parse_host(struct ssh_target *t, const char *s, char **err)
+{
+    enum ssh_scheme scheme = CR_SSH_SCHEME_NONE;
+    const char *p = s;
+    const char *at = NULL;
+    const char *hs = NULL;
+    const char *he = NULL;
+    char *host = NULL;
+    int port = 0;
+
+    *err = NULL;
+    if (*s == '\0') {
+        *err = xstrdup("invalid host: empty host name");
+        return CR_EUSAGE;
+    }
+    for (const char *q = s; *q != '\0'; q++) {
+        unsigned char c = (unsigned char)*q;
+
+        if (c <= 0x20 || c == 0x7f || c == '\'' || c == '"' || c == '`') {
+            /* Do not echo control characters back to the terminal. */
+            *err = xstrdup("invalid host: contains a blank, a quote or a "
+                           "control character");
+            return CR_EUSAGE;
+        }
+    }
+    if (*s == '-') {
+        return host_fail(s, "must not start with '-'", err);
+    }
+    if (strncmp(p, "ssh://", 6) == 0) {
+        scheme = CR_SSH_SCHEME_SSH;
+        p += 6;
+    } else if (strncmp(p, "ssh-ng://", 9) == 0) {
+        scheme = CR_SSH_SCHEME_SSH_NG;
+        p += 9;
+    }
+    at = strrchr(p, '@');
+    hs = at != NULL ? at + 1 : p;
+    if (at != NULL) {
+        if (at == p) {
+            return host_fail(s, "empty user name", err);
+        }
+        if (*p == '-') {
+            return host_fail(s, "user name must not start with '-'", err);
+        }
+        for (const char *q = p; q < at; q++) {
+            if (!user_char_ok(*q)) {
+                return host_fail(s, "unsupported character in user name", err);
+            }
+        }
+    }
+    if (*hs == '-') {
+        return host_fail(s, "host name must not start with '-'", err);
+    }
+    if (*hs == '[') {
+        he = strchr(hs, ']');
+        if (he == NULL) {
+            return host_fail(s, "missing ']'", err);
+        }
+        host = parse_v6(hs + 1, (size_t)(he - hs - 1));
+        if (host == NULL) {
+            return host_fail(s, "invalid IPv6 address", err);
+        }
+        he++;
+    } else {
+        const char *colon = strchr(hs, ':');
+
+        if (colon != NULL && strchr(colon + 1, ':') != NULL) {
+            /* A bare IPv6 address, without a port. */
+            he = hs + strlen(hs);
+            host = parse_v6(hs, (size_t)(he - hs));
+            if (host == NULL) {
+                return host_fail(s, "invalid IPv6 address", err);
+            }
+        } else {
+            he = colon != NULL ? colon : hs + strlen(hs);
+            for (const char *q = hs; q < he; q++) {
+                if (!host_char_ok(*q)) {
+                    return host_fail(
+                        s, "unsupported character in host name", err);
+                }
+            }
+            host = xstrndup(hs, (size_t)(he - hs));
+        }
+    }
+    if (*host == '\0') {
+        free(host);
+        return host_fail(s, "empty host name", err);
+    }
+    if (*he == ':') {
+        unsigned long long n = 0;
+
+        if (scheme == CR_SSH_SCHEME_NONE) {
+            free(host);
+            return host_fail(s,
+                             "a port is only accepted in an ssh:// URI "
+                             "(or use NIX_SSHOPTS=\"-p PORT\")",
+                             err);
+        }
+        if (parse_uint(he + 1, 65535, &n) < 0 || n == 0) {
+            free(host);
+            return host_fail(s, "invalid port", err);
+        }
+        port = (int)n;
+    } else if (*he != '\0') {
+        free(host);
+        return host_fail(s, "unexpected characters after the host name", err);
+    }
+
+    free(t->raw);
+    t->raw = xstrdup(s);
+    free(t->host);
+    t->host = host;
+    t->scheme = scheme;
+    if (at != NULL && t->user == NULL) {
+        t->user = xstrndup(p, (size_t)(at - p));
+    }
+    if (port != 0 && t->port == 0) {
+        t->port = port;
+    }
+    return 0;
+}
+
+int
+sshopts_target(struct ssh_target *t,
+               const char *host,
+               const char *nix_sshopts,
+               struct strvec *warnings,
+               struct strvec *notes,
+               char **err)
+{
+    struct strvec args = STRVEC_INIT;
+    int rc = 0;
+
+    *err = NULL;
+    if (nix_sshopts != NULL) {
+        rc = sshopts_split(nix_sshopts, &args, err);
+        if (rc == 0) {
+            rc = sshopts_parse_args(t, &args, warnings, notes, err);
+        }
+    }
+    if (rc == 0) {
+        rc = sshopts_parse_host(t, host, err);
+    }
+    strvec_clear(&args);
+    if (rc != 0) {
+        ssh_target_release(t);
+    }
+    return rc;
+}
+
+char *
+ssh_target_name(const struct ssh_target *t)
+{
+    if (t->user != NULL) {
+        return xasprintf("%s@%s", t->user, t->host);
+    }
+    return xstrdup(t->host != NULL ? t->host : "");
+}

@@ -1,0 +1,454 @@
+/* test_sshopts.c: host strings, shlex splitting and OpenSSH options,
+ * table-driven.  Each row states the input and either the expected error
+ * substring or the resolved fields (dumped as "key=value" lines). */
+#include "testutil.h"
+
+#include "crebuild/sshopts.h"
+#include "crebuild/strbuf.h"
+#include "crebuild/strvec.h"
+#include "crebuild/util.h"
+
+#define MAX_EXPECT 10
+
+/* Every set field of t as "key=value" lines. */
+static char *
+dump(const struct ssh_target *t)
+{
+    struct strbuf sb = STRBUF_INIT;
+
+#define S(k, v)                                \
+    do {                                       \
+        if ((v) != NULL) {                     \
+            strbuf_addf(&sb, "%s=%s\n", k, v); \
+        }                                      \
+    } while (0)
+#define I(k, v)                                \
+    do {                                       \
+        if ((v) >= 0) {                        \
+            strbuf_addf(&sb, "%s=%d\n", k, v); \
+        }                                      \
+    } while (0)
+    S("raw", t->raw);
+    S("host", t->host);
+    strbuf_addf(&sb, "scheme=%d\n", (int)t->scheme);
+    S("user", t->user);
+    strbuf_addf(&sb, "port=%d\n", t->port);
+    S("hostname", t->hostname);
+    S("config", t->config);
+    for (size_t i = 0; i < t->identities.n; i++) {
+        strbuf_addf(&sb, "identity=%s\n", t->identities.v[i]);
+    }
+    S("known_hosts", t->known_hosts);
+    S("global_known_hosts", t->global_known_hosts);
+    S("identity_agent", t->identity_agent);
+    strbuf_addf(&sb, "strict=%d\n", (int)t->strict);
+    I("connect_timeout", t->connect_timeout);
+    I("alive_interval", t->alive_interval);
+    I("alive_count", t->alive_count);
+    S("proxy_jump", t->proxy_jump);
+    S("proxy_command", t->proxy_command);
+    I("compression", t->compression);
+    S("ciphers", t->ciphers);
+    S("hostkey_algorithms", t->hostkey_algorithms);
+    S("kex", t->kex_algorithms);
+    S("macs", t->macs);
+    I("batch", t->batch_mode);
+    I("identities_only", t->identities_only);
+    I("pubkey", t->pubkey_auth);
+    I("forward_agent", t->forward_agent);
+    strbuf_addf(&sb, "af=%d\n", t->address_family);
+    I("log_level", t->log_level);
+#undef S
+#undef I
+    return strbuf_detach(&sb);
+}
+
+static void
+expect_lines(const char *what, const char *got, const char *const *want)
+{
+    for (size_t i = 0; i < MAX_EXPECT && want[i] != NULL; i++) {
+        char *line = xasprintf("%s\n", want[i]);
+        /* Match whole lines: at the start or after a newline. */
+        const char *p = got;
+        int found = 0;
+
+        while ((p = strstr(p, line)) != NULL) {
+            if (p == got || p[-1] == '\n') {
+                found = 1;
+                break;
+            }
+            p++;
+        }
+        if (!found) {
+            fail_msg("%s: expected line '%s' in:\n%s", what, want[i], got);
+        }
+        free(line);
+    }
+}
+
+/* ---- host strings ---- */
+
+struct host_row {
+    const char *in;
+    const char *err; /* substring; NULL = success */
+    const char *expect[MAX_EXPECT];
+};
+
+/* clang-format off */
+static const struct host_row host_rows[] = {
+    {"box", NULL, {"host=box", "scheme=0", "port=0", "raw=box"}},
+    {"alice@box", NULL, {"user=alice", "host=box"}},
+    {"alice@box.example.org", NULL, {"host=box.example.org"}},
+    {"192.0.2.7", NULL, {"host=192.0.2.7"}},
+    {"[2001:db8::1]", NULL, {"host=2001:db8::1", "port=0"}},
+    {"2001:db8::1", NULL, {"host=2001:db8::1"}},
+    {"root@[fe80::1%25eth0]", NULL, {"user=root", "host=fe80::1%eth0",
+        "raw=root@[fe80::1%25eth0]"}},
+    {"[fe80::1%eth0]", NULL, {"host=fe80::1%eth0"}},
+    {"ssh://box", NULL, {"host=box", "scheme=1"}},
+    {"ssh-ng://bob@box", NULL, {"host=box", "user=bob", "scheme=2"}},
+    {"ssh://explicit-store@localhost", NULL,
+        {"user=explicit-store", "host=localhost", "scheme=1"}},
+    {"ssh://box:2222", NULL, {"host=box", "port=2222"}},
+    {"ssh://u@[::1]:2200", NULL, {"host=::1", "port=2200", "user=u"}},
+    {"my_host-1", NULL, {"host=my_host-1"}},
+    {"first.last@box", NULL, {"user=first.last"}},
+    /* Rejected. */
+    {"", "empty host name", {NULL}},
+    {"-oProxyCommand=x", "must not start with '-'", {NULL}},
+    {"-box", "must not start with '-'", {NULL}},
+    {"u@-box", "host name must not start with '-'", {NULL}},
+    {"ssh://-oProxyCommand=x", "must not start with '-'", {NULL}},
+    {"-u@box", "must not start with '-'", {NULL}},
+    {"a;b", "unsupported character", {NULL}},
+    {"$(x)", "unsupported character", {NULL}},
+    {"`x`", "quote", {NULL}},
+    {"a b", "blank", {NULL}},
+    {"box\n", "control character", {NULL}},
+    {"box\tx", "blank", {NULL}},
+    {"'box'", "quote", {NULL}},
+    {"\"box\"", "quote", {NULL}},
+    {"a|b", "unsupported character", {NULL}},
+    {"a&b", "unsupported character", {NULL}},
+    {"a>b", "unsupported character", {NULL}},
+    {"u$(id)@box", "user name", {NULL}},
+    {"u;x@box", "user name", {NULL}},
+    {"@box", "empty user name", {NULL}},
+    {"u@", "empty host name", {NULL}},
+    {"box:22", "only accepted in an ssh:// URI", {NULL}},
+    {"ssh://box:0", "invalid port", {NULL}},
+    {"ssh://box:65536", "invalid port", {NULL}},
+    {"ssh://box:22x", "invalid port", {NULL}},
+    {"[::1", "missing ']'", {NULL}},
+    {"[::1]x", "unexpected characters", {NULL}},
+    {"[zz::1]", "invalid IPv6", {NULL}},
+    {"[fe80::1%]", "invalid IPv6", {NULL}},
+    {"[fe80::1%25e;x]", "invalid IPv6", {NULL}},
+    {"ssh://", "empty host name", {NULL}},
+    {"box?x=1", "unsupported character", {NULL}},
+};
+/* clang-format on */
+
+static void
+test_host_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(host_rows); i++) {
+        const struct host_row *r = &host_rows[i];
+        struct ssh_target t;
+        char *err = NULL;
+        int rc;
+
+        ssh_target_init(&t);
+        rc = sshopts_parse_host(&t, r->in, &err);
+        if (r->err != NULL) {
+            if (rc != CR_EUSAGE || err == NULL || strstr(err, r->err) == NULL) {
+                fail_msg("host '%s': expected error '%s', got rc %d '%s'",
+                         r->in,
+                         r->err,
+                         rc,
+                         err ? err : "(none)");
+            }
+            /* Errors are one line. */
+            assert_null(strchr(err, '\n'));
+        } else {
+            char *d = NULL;
+
+            if (rc != 0) {
+                fail_msg("host '%s': unexpected error '%s'", r->in, err);
+            }
+            d = dump(&t);
+            expect_lines(r->in, d, r->expect);
+            free(d);
+        }
+        free(err);
+        ssh_target_release(&t);
+    }
+}
+
+/* ---- shlex ---- */
+
+struct split_row {
+    const char *in;
+    const char *err;
+    const char *words[8]; /* NULL-terminated */
+};
+
+/* clang-format off */
+static const struct split_row split_rows[] = {
+    {"", NULL, {NULL}},
+    {"   ", NULL, {NULL}},
+    {"-p 22", NULL, {"-p", "22", NULL}},
+    {"  -p\t22\n-A ", NULL, {"-p", "22", "-A", NULL}},
+    {"-o 'ProxyCommand ssh -W %h:%p j'", NULL,
+        {"-o", "ProxyCommand ssh -W %h:%p j", NULL}},
+    {"-o \"User=a b\"", NULL, {"-o", "User=a b", NULL}},
+    {"a\\ b", NULL, {"a b", NULL}},
+    {"\"a\\\"b\\\\c\\d\"", NULL, {"a\"b\\c\\d", NULL}},
+    {"'a\\b'", NULL, {"a\\b", NULL}},
+    {"x''y", NULL, {"xy", NULL}},
+    {"''", NULL, {"", NULL}},
+    {"a'b c'd", NULL, {"ab cd", NULL}},
+    {"'unterminated", "no closing quotation", {NULL}},
+    {"\"unterminated", "no closing quotation", {NULL}},
+    {"trailing\\", "no escaped character", {NULL}},
+};
+/* clang-format on */
+
+static void
+test_split_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(split_rows); i++) {
+        const struct split_row *r = &split_rows[i];
+        struct strvec v = STRVEC_INIT;
+        char *err = NULL;
+        int rc = sshopts_split(r->in, &v, &err);
+
+        if (r->err != NULL) {
+            if (rc != CR_EUSAGE || err == NULL || strstr(err, r->err) == NULL) {
+                fail_msg("split '%s': expected error '%s'", r->in, r->err);
+            }
+        } else {
+            size_t n = 0;
+
+            assert_int_equal(rc, 0);
+            while (r->words[n] != NULL) {
+                n++;
+            }
+            if (v.n != n) {
+                fail_msg("split '%s': %zu words, expected %zu", r->in, v.n, n);
+            }
+            for (size_t k = 0; k < n; k++) {
+                assert_string_equal(v.v[k], r->words[k]);
+            }
+        }
+        free(err);
+        strvec_clear(&v);
+    }
+}
+
+/* ---- NIX_SSHOPTS ---- */
+
+struct opts_row {
+    const char *opts; /* NIX_SSHOPTS */
+    const char *host;
+    const char *err;
+    const char *expect[MAX_EXPECT];
+    const char *warn; /* substring of the joined warnings; "" = none */
+    const char *note; /* substring of the joined notes; NULL = don't care */
+};
+
+/* clang-format off */
+static const struct opts_row opts_rows[] = {
+    {"-p 2222", "box", NULL, {"port=2222"}, "", NULL},
+    {"-p2222", "box", NULL, {"port=2222"}, "", NULL},
+    {"-p 22 -p 23", "box", NULL, {"port=22"}, "", NULL},
+    {"-o Port=2200", "box", NULL, {"port=2200"}, "", NULL},
+    {"-oPort=2200", "box", NULL, {"port=2200"}, "", NULL},
+    {"-o 'Port 2201'", "box", NULL, {"port=2201"}, "", NULL},
+    {"-o 'port = 2202'", "box", NULL, {"port=2202"}, "", NULL},
+    {"-p 2222", "ssh://box:22", NULL, {"port=2222"}, "", NULL},
+    {"-l carol", "alice@box", NULL, {"user=carol"}, "", NULL},
+    {"-o User=dave", "box", NULL, {"user=dave"}, "", NULL},
+    {"", "alice@box", NULL, {"user=alice"}, "", NULL},
+    {"-i ~/.ssh/a -o IdentityFile=/b -i/c", "box", NULL,
+        {"identity=~/.ssh/a", "identity=/b", "identity=/c"}, "", NULL},
+    {"-F /tmp/cfg -J jump:22", "box", NULL,
+        {"config=/tmp/cfg", "proxy_jump=jump:22"}, "", NULL},
+    {"-o ProxyJump=a,b", "box", NULL, {"proxy_jump=a,b"}, "", NULL},
+    {"-o 'ProxyCommand=nc %h %p'", "box", NULL,
+        {"proxy_command=nc %h %p"}, "", NULL},
+    {"-o 'ProxyCommand ssh -W %h:%p j'", "box", NULL,
+        {"proxy_command=ssh -W %h:%p j"}, "", NULL},
+    {"-A -C -4", "box", NULL,
+        {"forward_agent=1", "compression=1", "af=4"}, "", "agent"},
+    {"-AC6", "box", NULL, {"compression=1", "af=6"}, "", NULL},
+    {"-o Compression=no -C", "box", NULL, {"compression=0"}, "", NULL},
+    {"-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no", "box",
+        NULL, {"known_hosts=/dev/null", "strict=4"}, "", NULL},
+    {"-o 'UserKnownHostsFile=/a /b'", "box", NULL, {"known_hosts=/a"}, "",
+        NULL},
+    {"-o GlobalKnownHostsFile=/g", "box", NULL, {"global_known_hosts=/g"},
+        "", NULL},
+    {"-o StrictHostKeyChecking=yes -o StrictHostKeyChecking=no", "box", NULL,
+        {"strict=2"}, "", NULL},
+    {"-o StrictHostKeyChecking=accept-new", "box", NULL, {"strict=3"}, "",
+        NULL},
+    {"-o StrictHostKeyChecking=off", "box", NULL, {"strict=4"}, "", NULL},
+    {"-o StrictHostKeyChecking=ask", "box", NULL, {"strict=1"}, "", NULL},
+    {"-o StrictHostKeyChecking=maybe", "box", "StrictHostKeyChecking",
+        {NULL}, NULL, NULL},
+    {"-o ConnectTimeout=5 -o ServerAliveInterval=10 "
+     "-o ServerAliveCountMax=2", "box", NULL,
+        {"connect_timeout=5", "alive_interval=10", "alive_count=2"}, "",
+        NULL},
+    {"-o ConnectTimeout=soon", "box", "invalid number", {NULL}, NULL, NULL},
+    {"-o Ciphers=aes256-ctr -o HostKeyAlgorithms=ssh-ed25519 "
+     "-o KexAlgorithms=curve25519-sha256 -m hmac-sha2-256", "box", NULL,
+        {"ciphers=aes256-ctr", "hostkey_algorithms=ssh-ed25519",
+         "kex=curve25519-sha256", "macs=hmac-sha2-256"}, "", NULL},
+    {"-c chacha20-poly1305@openssh.com", "box", NULL,
+        {"ciphers=chacha20-poly1305@openssh.com"}, "", NULL},
+    {"-o BatchMode=yes -o IdentitiesOnly=yes -o PubkeyAuthentication=no",
+        "box", NULL, {"batch=1", "identities_only=1", "pubkey=0"}, "", NULL},
+    {"-o BatchMode=maybe", "box", "expected yes or no", {NULL}, NULL, NULL},
+    {"-o LogLevel=DEBUG2", "box", NULL, {"log_level=2"}, "", NULL},
+    {"-vvv", "box", NULL, {"log_level=3"}, "", NULL},
+    {"-o LogLevel=LOUD", "box", "LogLevel", {NULL}, NULL, NULL},
+    {"-o AddressFamily=inet6", "box", NULL, {"af=6"}, "", NULL},
+    {"-o HostName=10.0.0.1", "box", NULL, {"hostname=10.0.0.1", "host=box"},
+        "", NULL},
+    {"-o IdentityAgent=none", "box", NULL, {"identity_agent=none"}, "",
+        NULL},
+    /* OpenSSH-only: accepted, a debug note, no warning. */
+    {"-o ControlMaster=auto -o ControlPath=/tmp/ssh-%n "
+     "-o ControlPersist=60", "box", NULL, {"host=box"}, "",
+        "ControlPersist"},
+    {"-t", "box", NULL, {"host=box"}, "", "'-t'"},
+    {"-tt -T -x -a", "box", NULL, {"forward_agent=0"}, "", "'-x'"},
+    {"-o RequestTTY=force", "box", NULL, {"host=box"}, "", "RequestTTY"},
+    {"-S /tmp/ctl", "box", NULL, {"host=box"}, "", "'-S'"},
+    /* Unknown: a warning naming it. */
+    {"-o FooBar=1", "box", NULL, {"host=box"}, "'FooBar'", NULL},
+    {"-L 8080:localhost:80", "box", NULL, {"host=box"}, "'-L'", NULL},
+    {"-X", "box", NULL, {"host=box"}, "'-X'", NULL},
+    {"stray", "box", NULL, {"host=box"}, "'stray'", NULL},
+    /* Errors. */
+    {"-p", "box", "requires an argument", {NULL}, NULL, NULL},
+    {"-o", "box", "requires an argument", {NULL}, NULL, NULL},
+    {"-p 0", "box", "invalid number", {NULL}, NULL, NULL},
+    {"-p 70000", "box", "invalid number", {NULL}, NULL, NULL},
+    {"-o Port=", "box", "missing value", {NULL}, NULL, NULL},
+    {"-o 'ProxyCommand=x", "box", "no closing quotation", {NULL}, NULL, NULL},
+    {"-p 22", "-oProxyCommand=x", "must not start with '-'", {NULL}, NULL,
+        NULL},
+};
+/* clang-format on */
+
+static void
+test_opts_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(opts_rows); i++) {
+        const struct opts_row *r = &opts_rows[i];
+        struct ssh_target t;
+        struct strvec warn = STRVEC_INIT, notes = STRVEC_INIT;
+        char *err = NULL;
+        int rc;
+
+        ssh_target_init(&t);
+        rc = sshopts_target(&t, r->host, r->opts, &warn, &notes, &err);
+        if (r->err != NULL) {
+            if (rc != CR_EUSAGE || err == NULL || strstr(err, r->err) == NULL) {
+                fail_msg("opts '%s': expected error '%s', got rc %d '%s'",
+                         r->opts,
+                         r->err,
+                         rc,
+                         err ? err : "(none)");
+            }
+            assert_null(strchr(err, '\n'));
+            /* t is released on error. */
+            assert_null(t.host);
+        } else {
+            char *d = NULL;
+            char *w = strvec_join(&warn, "\n");
+            char *n = strvec_join(&notes, "\n");
+
+            if (rc != 0) {
+                fail_msg("opts '%s': unexpected error '%s'", r->opts, err);
+            }
+            d = dump(&t);
+            expect_lines(r->opts, d, r->expect);
+            if (r->warn != NULL && *r->warn == '\0' && warn.n != 0) {
+                fail_msg("opts '%s': unexpected warnings: %s", r->opts, w);
+            }
+            if (r->warn != NULL && *r->warn != '\0' &&
+                strstr(w, r->warn) == NULL) {
+                fail_msg("opts '%s': expected warning '%s', got '%s'",
+                         r->opts,
+                         r->warn,
+                         w);
+            }
+            if (r->note != NULL && strstr(n, r->note) == NULL) {
+                fail_msg("opts '%s': expected note '%s', got '%s'",
+                         r->opts,
+                         r->note,
+                         n);
+            }
+            free(d);
+            free(w);
+            free(n);
+        }
+        free(err);
+        strvec_clear(&warn);
+        strvec_clear(&notes);
+        ssh_target_release(&t);
+    }
+}
+
+static void
+test_defaults_and_name(void **state)
+{
+    struct ssh_target t;
+    struct strvec warn = STRVEC_INIT, notes = STRVEC_INIT;
+    char *err = NULL;
+    char *name = NULL;
+
+    (void)state;
+    ssh_target_init(&t);
+    assert_int_equal(sshopts_target(&t, "box", NULL, &warn, &notes, &err), 0);
+    assert_int_equal(t.strict, CR_SSH_STRICT_UNSET);
+    assert_int_equal(t.connect_timeout, -1);
+    assert_int_equal(t.alive_interval, -1);
+    assert_int_equal(t.compression, -1);
+    assert_int_equal(t.port, 0);
+    assert_null(t.user);
+    name = ssh_target_name(&t);
+    assert_string_equal(name, "box");
+    free(name);
+    ssh_target_release(&t);
+
+    assert_int_equal(
+        sshopts_target(&t, "ssh://u@[::1]:2", "-l v", &warn, &notes, &err), 0);
+    name = ssh_target_name(&t);
+    assert_string_equal(name, "v@::1");
+    free(name);
+    ssh_target_release(&t);
+    assert_int_equal(warn.n, 0);
+    strvec_clear(&warn);
+    strvec_clear(&notes);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_host_table),
+        cmocka_unit_test(test_split_table),
+        cmocka_unit_test(test_opts_table),
+        cmocka_unit_test(test_defaults_and_name),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
