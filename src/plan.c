@@ -233,6 +233,11 @@ copy_result(struct ctx *c, enum plan_host to)
     if (c->build_on == to) {
         return;
     }
+    /* Same host string for both: the result is already there (ng-C). */
+    if (c->build_on == PH_BUILD && to == PH_TARGET &&
+        strcmp(c->o->build_host, c->o->target_host) == 0) {
+        return;
+    }
     s = add_step(c->p, STEP_COPY, PH_LOCAL);
     s->from = c->build_on;
     s->to = to;

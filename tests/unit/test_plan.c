@@ -121,6 +121,18 @@ static const struct row rows[] = {
      "[t] (elevated) activate: @toplevel@/bin/switch-to-configuration "
      "boot\n"
      "[b] rm -rf @tmp@ (may fail)\n"},
+    {"build host = target host: no copy between them",
+     {"test", "--flake", "/p#h", "--build-host", "r@t", "--target-host",
+      "r@t", NULL},
+     NULL, NULL,
+     "[local] " FF " eval --raw '/p#nixosConfigurations.\"h\"" TOP
+     ".drvPath' -> @drv@\n"
+     "[local] copy closure of @drv@ from local to r@t\n"
+     "[r@t] mktemp -d -t nixos-rebuild.XXXXX -> @tmp@\n"
+     "[r@t] nix-store --realise @drv@ --add-root @tmp@/result\n"
+     "[r@t] readlink -f @tmp@/result -> @toplevel@\n"
+     "[r@t] activate: @toplevel@/bin/switch-to-configuration test\n"
+     "[r@t] rm -rf @tmp@ (may fail)\n"},
     {"dry-build with hosts: no copy to the target",
      {"dry-build", "--flake", "/p#h", "--build-host", "b", "--target-host",
       "t", NULL},

@@ -1,0 +1,184 @@
+#!/bin/bash
+# t_remote.sh: remote deploys over crebuild's own libssh transport against
+# real throwaway hosts (sshd, nix-daemon, sudo), compared with the end state
+# nixos-rebuild leaves on the target.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib/host.sh"
+. "$here/lib/assert.sh"
+trap cr_cleanup EXIT
+
+deployer_up deployer1 || { fail "deployer up"; exit 1; }
+host_up target1 --ssh || { fail "target1 up"; exit 1; }
+host_up builder1 --ssh || { fail "builder1 up"; exit 1; }
+flake=$(flake_copy)
+work=$CR_TEST_ROOT/work
+mkdir -p "$work"
+cd "$work" || exit 1
+P=/nix/var/nix/profiles
+T=target1
+cr() { host_exec deployer1 "$CREBUILD" "$@"; }
+log() { host_activations $T; }
+nlog() { log | grep -c . ; }
+tprofile() { readlink "$(host_path $T "$1")"; }
+gens() { ls "$(host_path $T $P)" | grep -c '^system-[0-9]*-link$'; }
+on_target() { host_exec $T "$@"; }
+
+# --- switch as a sudo user, default attribute = the target's host name -------
+out=$(cr switch --flake "path:$flake" --target-host crdeploy@target1 --sudo 2>"$work/err"); rc=$?
+assert_eq "remote switch exits 0" 0 "$rc"
+assert_match "attribute from the target's host name" "$out" '^/nix/store/[a-z0-9]{32}-nixos-system-target1-'
+assert_eq "target profile -> generation 1" "system-1-link" "$(tprofile $P/system)"
+assert_eq "generation 1 = the system" "$out" "$(tprofile $P/system-1-link)"
+assert_contains "stc switch on the target, as root" "$(log | tail -n 1)" "$out switch NIXOS_INSTALL_BOOTLOADER=0"
+assert_contains "stc ran as root through sudo" "$(log | tail -n 1)" "uid=0"
+check "system valid in the target's store" on_target nix-store --check-validity "$out"
+check_fails "deployer's own profile untouched" host_exec deployer1 test -e $P/system
+assert_contains "copy summary printed" "$(cat "$work/err")" "copied "
+
+# --- nothing to copy on a second run ----------------------------------------
+err=$(cr switch --flake "path:$flake" --target-host crdeploy@target1 --sudo 2>&1 >/dev/null); rc=$?
+assert_eq "redeploy exits 0" 0 "$rc"
+assert_contains "redeploy copies nothing" "$err" "copied 0 paths"
+
+# --- boot, test, dry-activate, build, dry-build ---------------------------------
+out=$(cr boot --flake "path:$flake#beta" --target-host crdeploy@target1 --sudo --install-bootloader 2>/dev/null); rc=$?
+assert_eq "remote boot exits 0" 0 "$rc"
+assert_eq "boot makes generation 2" "system-2-link" "$(tprofile $P/system)"
+assert_contains "boot: NIXOS_INSTALL_BOOTLOADER=1" "$(log | tail -n 1)" "$out boot NIXOS_INSTALL_BOOTLOADER=1"
+n=$(gens)
+out=$(cr test --flake "path:$flake#alpha" --target-host crdeploy@target1 --sudo 2>/dev/null); rc=$?
+assert_eq "remote test exits 0" 0 "$rc"
+assert_contains "remote test activation" "$(log | tail -n 1)" "$out test"
+assert_eq "remote test adds no generation" "$n" "$(gens)"
+out=$(cr dry-activate --flake "path:$flake#beta" --target-host crdeploy@target1 --sudo 2>/dev/null); rc=$?
+assert_eq "remote dry-activate exits 0" 0 "$rc"
+assert_contains "remote dry-activate" "$(log | tail -n 1)" "$out dry-activate"
+c=$(nlog)
+echo b > "$flake/salt"
+out=$(cr build --flake "path:$flake#alpha" --target-host crdeploy@target1 --sudo 2>/dev/null); rc=$?
+assert_eq "remote build exits 0" 0 "$rc"
+check "build copies the result to the target" on_target nix-store --check-validity "$out"
+assert_eq "build activates nothing" "$c" "$(nlog)"
+rm -f "$work/result"
+echo c > "$flake/salt"
+err=$(cr dry-build --flake "path:$flake#alpha" --target-host crdeploy@target1 2>&1); rc=$?
+assert_eq "remote dry-build exits 0" 0 "$rc"
+assert_not_contains "dry-build copies nothing" "$err" "copying"
+rm -f "$flake/salt"
+
+# --- list-generations on the target ------------------------------------------------
+out=$(cr list-generations --json --target-host crdeploy@target1 2>/dev/null); rc=$?
+assert_eq "remote list-generations exits 0" 0 "$rc"
+check "target's generations listed" python3 -c '
+import json,sys; d=json.loads(sys.argv[1]); assert [g["generation"] for g in d]==[2,1], d
+assert d[0]["current"] and d[0]["nixosVersion"]=="26.05.test-beta"' "$out"
+
+# --- rollback, specialisation, profile name ---------------------------------------
+out=$(cr switch --rollback --target-host crdeploy@target1 --sudo 2>/dev/null); rc=$?
+assert_eq "remote switch --rollback exits 0" 0 "$rc"
+assert_eq "rollback: profile back to generation 1" "system-1-link" "$(tprofile $P/system)"
+assert_contains "rollback activates the profile" "$(log | tail -n 1)" "argv0=$P/system/bin/switch-to-configuration"
+out=$(cr test --rollback --target-host crdeploy@target1 --sudo 2>/dev/null); rc=$?
+assert_eq "remote test --rollback exits 0" 0 "$rc"
+assert_contains "test --rollback activates generation 2" "$(log | tail -n 1)" "argv0=$P/system-2-link/bin/switch-to-configuration"
+out=$(cr switch --flake "path:$flake#alpha" -c extra -p web --target-host crdeploy@target1 --sudo 2>/dev/null); rc=$?
+assert_eq "remote specialisation + profile exits 0" 0 "$rc"
+assert_eq "profile web-1-link on the target" "$out" "$(tprofile $P/system-profiles/web-1-link)"
+assert_contains "specialisation activated" "$(log | tail -n 1)" "argv0=$out/specialisation/extra/bin/switch-to-configuration"
+n=$(gens); c=$(nlog)
+err=$(cr switch --flake "path:$flake#alpha" -c missing --target-host crdeploy@target1 --sudo 2>&1); rc=$?
+assert_eq "missing specialisation fails" 1 "$rc"
+assert_eq "missing specialisation: target untouched" "$n/$c" "$(gens)/$(nlog)"
+
+# --- failing activation ---------------------------------------------------------------
+out=$(cr switch --flake "path:$flake#failing" --target-host crdeploy@target1 --sudo 2>/dev/null); rc=$?
+assert_eq "remote failing activation exits with stc's status" 3 "$rc"
+
+# --- root login: no sudo needed ----------------------------------------------------
+c=$(nlog)
+out=$(cr test --flake "path:$flake#alpha" --target-host root@target1 2>/dev/null); rc=$?
+assert_eq "root login test exits 0" 0 "$rc"
+assert_contains "root login activation as root" "$(log | tail -n 1)" "USER=root uid=0"
+
+# --- sudo with a password ---------------------------------------------------------------
+printf 'bobpass\n' > "$work/pw"; chmod 600 "$work/pw"
+out=$(cr test --flake "path:$flake#beta" --target-host crbob@target1 --sudo-password-file "$work/pw" 2>"$work/err"); rc=$?
+assert_eq "sudo with password file exits 0" 0 "$rc"
+assert_contains "password sudo activation" "$(log | tail -n 1)" "$out test"
+out=$(cr test --flake "path:$flake#alpha" --target-host crbob@target1 --ask-sudo-password --sudo-password-fd 3 3<"$work/pw" 2>/dev/null); rc=$?
+assert_eq "sudo with password fd exits 0" 0 "$rc"
+printf 'wrong\n' > "$work/badpw"
+n=$(gens); c=$(nlog)
+echo w > "$flake/salt"
+err=$(cr switch --flake "path:$flake#beta" --target-host crbob@target1 --sudo-password-file "$work/badpw" 2>&1); rc=$?
+rm -f "$flake/salt"
+assert_ne "wrong sudo password fails" 0 "$rc"
+assert_contains "wrong sudo password message" "$err" "sudo password rejected"
+assert_eq "wrong password: target untouched" "$n/$c" "$(gens)/$(nlog)"
+check_fails "password not in the process list" grep -rqa bobpass /proc/[0-9]*/cmdline
+err=$(cr test --flake "path:$flake#alpha" --target-host crbob@target1 --sudo 2>&1); rc=$?
+assert_ne "sudo needing a password without one fails" 0 "$rc"
+err=$(cr test --flake "path:$flake#alpha" --target-host crplain@target1 --sudo 2>&1); rc=$?
+assert_ne "user without sudo rights fails" 0 "$rc"
+
+# --- host keys, reachability, NIX_SSHOPTS -------------------------------------------------
+mkdir -p "$work/ssh"
+cp "$CR_TEST_ROOT/keys/id_ed25519" "$work/ssh/deploykey"; chmod 600 "$work/ssh/deploykey"
+: > "$work/ssh/empty_known"
+ip=$(host_ip target1)
+echo "$ip ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMwrongwrongwrongwrongwrongwrongwrongwrongwr" > "$work/ssh/bad_known"
+host_known_hosts_line target1 > "$work/ssh/good_known"
+n=$(gens); c=$(nlog)
+err=$(NIX_SSHOPTS="-o UserKnownHostsFile=$work/ssh/empty_known -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes" \
+      cr switch --flake "path:$flake#beta" --target-host crdeploy@$ip --sudo 2>&1); rc=$?
+assert_ne "unknown host key refused" 0 "$rc"
+assert_contains "unknown host key message" "$err" "$ip"
+err=$(NIX_SSHOPTS="-o UserKnownHostsFile=$work/ssh/empty_known -o GlobalKnownHostsFile=/dev/null" \
+      cr switch --flake "path:$flake#beta" --target-host crdeploy@$ip --sudo 2>&1 </dev/null); rc=$?
+assert_ne "unknown host key refused without a terminal (default ask)" 0 "$rc"
+err=$(NIX_SSHOPTS="-o UserKnownHostsFile=$work/ssh/bad_known -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=no" \
+      cr switch --flake "path:$flake#beta" --target-host crdeploy@$ip --sudo 2>&1); rc=$?
+assert_ne "changed host key refused even with StrictHostKeyChecking=no" 0 "$rc"
+assert_contains "changed host key names the fingerprint" "$err" "SHA256:"
+assert_eq "host key failures: target untouched" "$n/$c" "$(gens)/$(nlog)"
+start=$(date +%s)
+err=$(NIX_SSHOPTS="-o ConnectTimeout=2" cr switch --flake "path:$flake#beta" --target-host crdeploy@10.77.250.2 --sudo 2>&1); rc=$?
+took=$(( $(date +%s) - start ))
+assert_ne "unreachable host fails" 0 "$rc"
+check "unreachable host fails in bounded time (${took}s)" test "$took" -le 15
+assert_eq "unreachable host: one error line" 1 "$(printf '%s\n' "$err" | grep -c '^error:')"
+host_delay_proxy target1 0 2299 >/dev/null
+out=$(NIX_SSHOPTS="-p 2299 -i $work/ssh/deploykey -o UserKnownHostsFile=$CR_TEST_ROOT/known_hosts -o IdentitiesOnly=yes" \
+      cr test --flake "path:$flake#alpha" --target-host crdeploy@127.0.0.1 --sudo 2>"$work/err"); rc=$?
+assert_eq "NIX_SSHOPTS port + identity + known hosts" 0 "$rc"
+host_delay_proxy_stop target1 2299
+
+# --- build host + target host -----------------------------------------------------------
+echo bt > "$flake/salt"
+out=$(cr switch --flake "path:$flake#beta" --build-host root@builder1 --target-host crdeploy@target1 --sudo 2>"$work/err"); rc=$?
+assert_eq "build host + target host exits 0" 0 "$rc"
+check "built on the build host" host_exec builder1 nix-store --check-validity "$out"
+check "copied to the target" on_target nix-store --check-validity "$out"
+check_fails "not built on the deployer" host_exec deployer1 nix-store --check-validity "$out"
+assert_contains "activated on the target" "$(log | tail -n 1)" "$out switch"
+check "build host temp dir removed" sh -c "! ls $(host_path builder1 /tmp 2>/dev/null)/nixos-rebuild.* >/dev/null 2>&1 || true"
+echo bo > "$flake/salt"
+out=$(cr build --flake "path:$flake#alpha" --build-host root@builder1 2>/dev/null); rc=$?
+assert_eq "build host only (result comes back) exits 0" 0 "$rc"
+check "result copied back to the deployer" host_exec deployer1 nix-store --check-validity "$out"
+rm -f "$work/result" "$flake/salt"
+out=$(cr test --flake "path:$flake#alpha" --build-host root@target1 --target-host root@target1 2>"$work/err"); rc=$?
+assert_eq "build host = target host exits 0" 0 "$rc"
+assert_contains "build host = target host: only the derivation is copied" "$(grep -c 'copying' "$work/err")" "1"
+
+# --- no OpenSSH subprocess for crebuild's own work -----------------------------------------
+if command -v strace >/dev/null; then
+    host_exec deployer1 strace -f -qq -e trace=execve -o "$work/trace" "$CREBUILD" test --flake "path:$flake#alpha" \
+        --target-host crdeploy@target1 --sudo >/dev/null 2>&1
+    assert_not_contains "no ssh/scp/nix-copy-closure executed" "$(grep -Eo 'execve\("[^"]*"' "$work/trace" | sort -u)" "ssh"
+else
+    fail "strace not installed"
+fi
+
+done_testing
