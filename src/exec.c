@@ -4,6 +4,7 @@
 #include "crebuild/generations.h"
 #include "crebuild/log.h"
 #include "crebuild/shquote.h"
+#include "crebuild/supervisor.h"
 #include "crebuild/util.h"
 
 #include <cjson/cJSON.h>
@@ -16,7 +17,7 @@
 #include <unistd.h>
 
 static const char *const placeholders[VAR_COUNT] = {
-    NULL, "@toplevel@", "@drv@", "@tmp@", "@filepath@", NULL};
+    NULL, "@toplevel@", "@drv@", "@tmp@", "@filepath@", NULL, NULL};
 
 void
 exec_init(struct exec_ctx *x, const struct cr_opts *o)
@@ -32,6 +33,10 @@ exec_release(struct exec_ctx *x)
         copy_session_close(x->keep[i]);
     }
     x->n_keep = 0;
+    for (size_t i = 0; i < x->n_spare; i++) {
+        host_free(x->spare[i]);
+    }
+    x->n_spare = 0;
     for (int i = 0; i < VAR_COUNT; i++) {
         free(x->vars[i]);
         x->vars[i] = NULL;
@@ -255,6 +260,82 @@ has_systemd(struct exec_ctx *x, struct host *h)
     return status == 0;
 }
 
+struct sv_arg {
+    struct exec_ctx *x;
+    enum plan_host host;
+};
+
+static struct host *
+sv_reconnect(void *arg)
+{
+    struct sv_arg *a = arg;
+
+    return a->x->reconnect ? a->x->reconnect(a->x->reconnect_arg, a->host)
+                           : NULL;
+}
+
+static int
+step_activate_supervised(struct exec_ctx *x, const struct step *s)
+{
+    struct supervise_req r;
+    struct supervise_hooks hk;
+    struct sv_arg arg = {x, s->host};
+    struct host *spare = NULL;
+    char *stc = exec_expand(x, s->argv.v[0]);
+    char *profile = cli_profile_path(x->o);
+    int ret;
+
+    memset(&r, 0, sizeof(r));
+    memset(&hk, 0, sizeof(hk));
+    r.stc = stc;
+    r.action = s->stc_action;
+    r.profile = profile;
+    r.prev_gen = x->vars[VAR_PREVGEN];
+    r.timeout = s->confirm_timeout;
+    r.install_bootloader = s->install_bootloader;
+    r.use_systemd = has_systemd(x, x->hosts[s->host]);
+    hk.reconnect = sv_reconnect;
+    hk.arg = &arg;
+    ret = supervise_activate(&x->hosts[s->host], &spare, &r, &hk);
+    if (spare != NULL && x->n_spare < ARRAY_SIZE(x->spare)) {
+        x->spare[x->n_spare++] = spare;
+    }
+    free(stc);
+    free(profile);
+    return ret;
+}
+
+static int
+step_current_gen(struct exec_ctx *x, const struct step *s)
+{
+    struct strvec argv = STRVEC_INIT;
+    struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
+    struct host_cmd cmd = {0};
+    const char *base = strrchr(s->profile, '/');
+    int status = -1;
+
+    strvec_pushl(&argv, "readlink", s->profile, NULL);
+    cmd.argv = &argv;
+    cmd.out = &out;
+    cmd.err = &err;
+    if (host_run(host_of(x, s->host), &cmd, &status) == 0 && status == 0) {
+        /* "system-3-link" -> "3" */
+        size_t blen = strlen(base + 1);
+        strbuf_rtrim(&out);
+        if (strncmp(out.buf, base + 1, blen) == 0 && out.buf[blen] == '-') {
+            const char *num = out.buf + blen + 1;
+            size_t digits = strspn(num, "0123456789");
+            if (digits > 0 && strcmp(num + digits, "-link") == 0) {
+                x->vars[VAR_PREVGEN] = xstrndup(num, digits);
+            }
+        }
+    }
+    strvec_clear(&argv);
+    strbuf_release(&out);
+    strbuf_release(&err);
+    return 0;
+}
+
 static int
 step_activate(struct exec_ctx *x, const struct step *s)
 {
@@ -264,6 +345,15 @@ step_activate(struct exec_ctx *x, const struct step *s)
     char *stc = exec_expand(x, s->argv.v[0]);
     int status = -1, rc, ret = 0;
 
+    if (s->supervised) {
+        if (strcmp(s->stc_action, "switch") != 0 || x->vars[VAR_PREVGEN]) {
+            free(stc);
+            return step_activate_supervised(x, s);
+        }
+        log_warn("no previous generation on %s: magic rollback has nothing "
+                 "to restore, activating without it",
+                 h->name);
+    }
     if (getenv("NIXOS_SWITCH_USE_DIRTY_ENV") != NULL) {
         log_warn("skipping systemd-run since NIXOS_SWITCH_USE_DIRTY_ENV is "
                  "set. This environment variable will be ignored in the "
@@ -464,6 +554,8 @@ run_step(struct exec_ctx *x, const struct step *s)
         return step_version_suffix(x);
     case STEP_RESULT_LINK:
         return step_result_link(x);
+    case STEP_CURRENT_GEN:
+        return step_current_gen(x, s);
     }
     return 1;
 }

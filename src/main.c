@@ -213,6 +213,21 @@ get_password(const struct cr_opts *o, const char *host)
     return NULL;
 }
 
+struct reconnect_ctx {
+    const struct cr_opts *o;
+    const char *password;
+};
+
+static struct host *
+reconnect(void *arg, enum plan_host which)
+{
+    struct reconnect_ctx *rc = arg;
+    const char *name = which == PH_BUILD ? rc->o->build_host
+                                         : rc->o->target_host;
+
+    return name ? remote_connect(rc->o, name, rc->password) : NULL;
+}
+
 static int
 run(struct cr_opts *o)
 {
@@ -303,8 +318,11 @@ run(struct cr_opts *o)
             }
         }
     }
-    secret_free(password);
-    password = NULL;
+    /* The password stays (locked, out of core dumps) for the fresh login
+     * that confirms a magic-rollback deploy; wiped at the end. */
+    struct reconnect_ctx rctx = {o, password};
+    x.reconnect = reconnect;
+    x.reconnect_arg = &rctx;
 
     if (needs_name(o) || (o->flake_mode == CR_FLAKE_AUTO && flake_dir)) {
         hostname = hostname_of(

@@ -263,10 +263,33 @@ check_specialisation(struct ctx *c, const char *base)
     s->fail_msg = xasprintf("specialisation not found: %s", spec);
 }
 
+/* Remote switch and test run under the magic-rollback supervisor unless
+ * --no-magic-rollback. */
+static int
+supervised(const struct ctx *c, const char *action)
+{
+    return c->activate_on == PH_TARGET && !c->o->no_magic_rollback &&
+           (strcmp(action, "switch") == 0 || strcmp(action, "test") == 0);
+}
+
+/* Before the profile changes: which generation to restore. */
+static void
+remember_generation(struct ctx *c)
+{
+    if (supervised(c, cli_action_name(c->o->action))) {
+        struct step *s = add_step(c->p, STEP_CURRENT_GEN, c->activate_on);
+        s->profile = xstrdup(c->profile);
+        s->var = VAR_PREVGEN;
+    }
+}
+
 static void
 activate(struct ctx *c, const char *base, const char *action)
 {
     struct step *s = add_step(c->p, STEP_ACTIVATE, c->activate_on);
+
+    s->supervised = supervised(c, action);
+    s->confirm_timeout = c->o->confirm_timeout;
 
     if (c->o->specialisation != NULL) {
         strvec_pushf(&s->argv, "%s/specialisation/%s/bin/switch-to-configuration",
@@ -332,6 +355,7 @@ plan_rollback(struct ctx *c)
     struct step *s;
 
     if (a == CR_ACT_SWITCH || a == CR_ACT_BOOT) {
+        remember_generation(c);
         s = add_step(c->p, STEP_RUN, c->activate_on);
         strvec_pushl(&s->argv, "nix-env", "--rollback", "-p", c->profile,
                      NULL);
@@ -511,6 +535,7 @@ plan_deploy(struct ctx *c)
     copy_result(c, c->activate_on);
     if (a == CR_ACT_SWITCH || a == CR_ACT_BOOT) {
         check_specialisation(c, "@toplevel@");
+        remember_generation(c);
         set_profile(c);
     } else if (a == CR_ACT_TEST || a == CR_ACT_DRY_ACTIVATE) {
         check_specialisation(c, "@toplevel@");
@@ -602,7 +627,8 @@ out:
 }
 
 static const char *const var_names[VAR_COUNT] = {
-    "", "@toplevel@", "@drv@", "@tmp@", "@filepath@", "@variants@"};
+    "", "@toplevel@", "@drv@", "@tmp@", "@filepath@", "@variants@",
+    "@prevgen@"};
 
 void
 plan_print(const struct plan *p, const struct cr_opts *o, FILE *f)
@@ -622,7 +648,10 @@ plan_print(const struct plan *p, const struct cr_opts *o, FILE *f)
         case STEP_RUN:
         case STEP_ACTIVATE:
             strbuf_addch(&sb, ' ');
-            if (s->kind == STEP_ACTIVATE) {
+            if (s->kind == STEP_ACTIVATE && s->supervised) {
+                strbuf_addf(&sb, "activate (magic rollback, confirm within "
+                            "%u s): ", s->confirm_timeout);
+            } else if (s->kind == STEP_ACTIVATE) {
                 strbuf_addstr(&sb, "activate: ");
             }
             shquote_argv(&sb, &s->argv);
@@ -664,6 +693,10 @@ plan_print(const struct plan *p, const struct cr_opts *o, FILE *f)
             break;
         case STEP_RESULT_LINK:
             strbuf_addstr(&sb, " ln -sfT @toplevel@ ./result");
+            break;
+        case STEP_CURRENT_GEN:
+            strbuf_addf(&sb, " current generation of %s -> @prevgen@",
+                        s->profile);
             break;
         }
         fprintf(f, "%s\n", sb.buf);

@@ -20,6 +20,12 @@ struct exec_ctx {
     struct copy_session *keep[8];
     size_t n_keep;
     struct events *events; /* may be NULL */
+    /* A fresh login to a remote host (magic rollback); NULL if none. */
+    struct host *(*reconnect)(void *arg, enum plan_host h);
+    void *reconnect_arg;
+    /* Hosts replaced after a dropped connection, freed at release. */
+    struct host *spare[4];
+    size_t n_spare;
 };
 
 void exec_init(struct exec_ctx *x, const struct cr_opts *o);

@@ -26,6 +26,7 @@ enum plan_var {
     VAR_TMP,      /* a temp dir on the build host, "@tmp@" */
     VAR_FILEPATH, /* an image's passthru.filePath, "@filepath@" */
     VAR_VARIANTS, /* JSON list of image variant names */
+    VAR_PREVGEN,  /* generation number current before the deploy */
     VAR_COUNT,
 };
 
@@ -38,6 +39,7 @@ enum step_kind {
     STEP_CHECK_VARIANT, /* image variant must be in VAR_VARIANTS */
     STEP_VERSION_SUFFIX, /* classic mode: write <nixpkgs>/.version-suffix */
     STEP_RESULT_LINK,    /* ln -sfT @toplevel@ ./result */
+    STEP_CURRENT_GEN,    /* remember the profile's current generation */
 };
 
 enum capture {
@@ -68,6 +70,8 @@ struct step {
     /* STEP_ACTIVATE */
     char *stc_action;
     int install_bootloader;
+    int supervised;           /* magic rollback */
+    unsigned confirm_timeout;
     /* STEP_PREV_GEN, STEP_LIST_GENERATIONS */
     char *profile;
     int json;

@@ -83,10 +83,37 @@ static const struct row rows[] = {
      "[local] " FF " build --json '/p#nixosConfigurations.\"hostname\"" TOP
      "' --no-link -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from local to user@localhost\n"
+     "[user@localhost] current generation of " PROFILE " -> @prevgen@\n"
      "[user@localhost] " CHECK_VERSION
      "[user@localhost] (elevated) nix-env -p " PROFILE " --set @toplevel@\n"
-     "[user@localhost] (elevated) activate: "
-     "@toplevel@/bin/switch-to-configuration switch\n"},
+     "[user@localhost] (elevated) activate (magic rollback, confirm within "
+     "30 s): @toplevel@/bin/switch-to-configuration switch\n"},
+    {"target host, --no-magic-rollback, --confirm-timeout",
+     {"test", "--flake", "/p#h", "--target-host", "t", "--no-magic-rollback",
+      NULL},
+     NULL, NULL,
+     "[local] " FF " build --json '/p#nixosConfigurations.\"h\"" TOP
+     "' --no-link -> @toplevel@\n"
+     "[local] copy closure of @toplevel@ from local to t\n"
+     "[t] activate: @toplevel@/bin/switch-to-configuration test\n"},
+    {"remote test: supervised, no profile change",
+     {"test", "--flake", "/p#h", "--target-host", "t", "--confirm-timeout",
+      "5", NULL},
+     NULL, NULL,
+     "[local] " FF " build --json '/p#nixosConfigurations.\"h\"" TOP
+     "' --no-link -> @toplevel@\n"
+     "[local] copy closure of @toplevel@ from local to t\n"
+     "[t] activate (magic rollback, confirm within 5 s): "
+     "@toplevel@/bin/switch-to-configuration test\n"},
+    {"remote boot: never supervised",
+     {"boot", "--flake", "/p#h", "--target-host", "t", NULL},
+     NULL, NULL,
+     "[local] " FF " build --json '/p#nixosConfigurations.\"h\"" TOP
+     "' --no-link -> @toplevel@\n"
+     "[local] copy closure of @toplevel@ from local to t\n"
+     "[t] " CHECK_VERSION
+     "[t] nix-env -p " PROFILE " --set @toplevel@\n"
+     "[t] activate: @toplevel@/bin/switch-to-configuration boot\n"},
     {"build host only (ng test_execute_nix_switch_flake_build_host)",
      {"switch", "--flake", "/p#hostname", "--build-host", "user@b", "-s",
       NULL},
@@ -131,7 +158,8 @@ static const struct row rows[] = {
      "[r@t] mktemp -d -t nixos-rebuild.XXXXX -> @tmp@\n"
      "[r@t] nix-store --realise @drv@ --add-root @tmp@/result\n"
      "[r@t] readlink -f @tmp@/result -> @toplevel@\n"
-     "[r@t] activate: @toplevel@/bin/switch-to-configuration test\n"
+     "[r@t] activate (magic rollback, confirm within 30 s): "
+     "@toplevel@/bin/switch-to-configuration test\n"
      "[r@t] rm -rf @tmp@ (may fail)\n"},
     {"dry-build with hosts: no copy to the target",
      {"dry-build", "--flake", "/p#h", "--build-host", "b", "--target-host",
@@ -179,10 +207,11 @@ static const struct row rows[] = {
      NULL, NULL,
      "[local] nix-store --realise /nix/store/aaaa-sys -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from local to t\n"
+     "[t] current generation of " PROFILE " -> @prevgen@\n"
      "[t] " CHECK_VERSION
      "[t] nix-env -p " PROFILE " --set @toplevel@\n"
-     "[t] activate: @toplevel@/bin/switch-to-configuration "
-     "switch\n"},
+     "[t] activate (magic rollback, confirm within 30 s): "
+     "@toplevel@/bin/switch-to-configuration switch\n"},
     {"build-vm",
      {"build-vm", "--flake", ".#a", NULL},
      NULL, NULL,
