@@ -26,6 +26,22 @@ let
     nover = { withVersionFile = false; };
     # sw/bin/nixos-version --configuration-revision fails ("Unknown").
     norev = { revision = null; };
+    # Magic rollback: activation locks the deploy user out (its key goes).
+    lockout = {
+      stcExtra = ''
+        if [ -n "$home" ] && [ -e "$home/.ssh/authorized_keys" ]; then
+          mv "$home/.ssh/authorized_keys" "$logdir/ak.crdeploy.bak"
+        fi
+      '';
+    };
+    # Magic rollback: activation leaves the system unhealthy.
+    unhealthy = {
+      stcExtra = ''
+        echo 0 > "$logdir/healthy"; rm -f "$logdir/www/health"
+      '';
+    };
+    # Activation takes a while (to cut the connection in the middle).
+    slow = { stcExtra = "sleep 6"; };
   };
 
   # One ordinary configuration per test host name, so that a flake reference

@@ -86,7 +86,7 @@ let
     };
 
   # The fake switch-to-configuration.  @OUT@ is this toplevel's store path.
-  stcScript = exitCode: ''
+  stcScript = exitCode: extra: ''
     #!/bin/sh
     # fake switch-to-configuration (crebuild integration tests)
     PATH=/usr/bin:/bin''${PATH:+:$PATH}
@@ -112,7 +112,18 @@ let
       exit 1
     fi
     case "$action" in
-      switch|test) ln -sfn "$self" "$logdir/current-system" ;;
+      switch|test)
+        ln -sfn "$self" "$logdir/current-system"
+        # What every configuration "declares" (magic rollback tests): the
+        # deploy user's key, a healthy state and a health endpoint.
+        home=$(getent passwd crdeploy | cut -d: -f6)
+        if [ -e "$logdir/ak.crdeploy.bak" ] && [ -n "$home" ]; then
+          mv "$logdir/ak.crdeploy.bak" "$home/.ssh/authorized_keys"
+        fi
+        echo 1 > "$logdir/healthy"
+        mkdir -p "$logdir/www" && echo ok > "$logdir/www/health"
+        ${extra}
+        ;;
     esac
     case "$action" in
       switch|boot) ln -sfn "$self" "$logdir/booted-default" ;;
@@ -121,7 +132,7 @@ let
   '';
 
   mkToplevel =
-    { name, version, revision, pkgs, kernel, specialisations, stcExit, withVersionFile }:
+    { name, version, revision, pkgs, kernel, specialisations, stcExit, withVersionFile, stcExtra }:
     let
       specNames = builtins.attrNames specialisations;
       specLinks = builtins.concatStringsSep " "
@@ -145,7 +156,7 @@ let
       withVersionFile = if withVersionFile then "1" else "0";
       sw = mkSystemPath { inherit version revision pkgs; };
       stc = builtins.replaceStrings [ "@OUT@" ] [ (builtins.placeholder "out") ]
-        (stcScript stcExit);
+        (stcScript stcExit stcExtra);
     };
 
   # mkSystem: the public constructor.  Returns { config = { ... }; } like
@@ -159,13 +170,14 @@ let
     , specialisations ? { }             # name -> mkSystem argument set (minus name)
     , stcExit ? 0                       # exit status of switch-to-configuration
     , withVersionFile ? true            # false: no $out/nixos-version
+    , stcExtra ? ""                     # shell run by stc on switch/test
     }:
     let
       specToplevels = builtins.mapAttrs
         (sn: sa: (mkSystem ({ name = "${name}-${sn}"; } // sa)).config.system.build.toplevel)
         specialisations;
       toplevel = mkToplevel {
-        inherit name version revision pkgs kernel stcExit withVersionFile;
+        inherit name version revision pkgs kernel stcExit withVersionFile stcExtra;
         specialisations = specToplevels;
       };
       mkVm = variant:

@@ -1,0 +1,90 @@
+#!/bin/bash
+# t_safe.sh: magic rollback against real hosts.  Configurations whose
+# activation locks the deploy user out, leaves the system unhealthy, or takes
+# long enough to cut the connection in the middle.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib/host.sh"
+. "$here/lib/assert.sh"
+trap cr_cleanup EXIT
+
+deployer_up sfdeployer || { fail "deployer up"; exit 1; }
+host_up target4 --ssh || { fail "target4 up"; exit 1; }
+flake=$(flake_copy)
+work=$CR_TEST_ROOT/work
+mkdir -p "$work"; cd "$work" || exit 1
+P=/nix/var/nix/profiles
+T=target4
+cr() { host_exec sfdeployer "$CREBUILD" "$@"; }
+tprofile() { readlink "$(host_path $T "$1")"; }
+last() { host_activations $T | tail -n "${1:-1}"; }
+can_login() { host_exec sfdeployer ssh -o BatchMode=yes crdeploy@target4 true; }
+deploy() { cr "$1" --flake "path:$flake#$2" --target-host crdeploy@target4 --sudo "${@:3}"; }
+
+# generation 1: a normal system (nothing to roll back to yet)
+out1=$(deploy switch alpha 2>/dev/null); rc=$?
+assert_eq "first deploy exits 0" 0 "$rc"
+assert_eq "profile at generation 1" system-1-link "$(tprofile $P/system)"
+
+# --- confirmed deploy ---------------------------------------------------------
+out=$(deploy switch beta --confirm-timeout 10 2>"$work/err"); rc=$?
+assert_eq "confirmed deploy exits 0" 0 "$rc"
+assert_eq "confirmed deploy keeps generation 2" system-2-link "$(tprofile $P/system)"
+assert_contains "activated under the supervisor" "$(cat "$work/err")" "magic rollback"
+check "supervisor state cleaned up" sh -c "[ -z \"\$(ls -A $(host_path $T /nix/var/crebuild) 2>/dev/null)\" ]"
+
+# --- locked out: rolled back, login works again ---------------------------------------
+start=$(date +%s)
+out=$(deploy switch lockout --confirm-timeout 4 2>"$work/err"); rc=$?
+assert_eq "locked-out deploy exits 4 (rolled back)" 4 "$rc"
+assert_contains "says it rolled back and why" "$(cat "$work/err")" "rolled back to the previous configuration"
+assert_eq "profile restored to generation 2" system-2-link "$(tprofile $P/system)"
+check "the locked-out generation stays as a link" test -L "$(host_path $T $P/system-3-link)"
+assert_contains "lockout was activated" "$(last 2 | head -n 1)" "lockout switch"
+assert_contains "then generation 2 re-activated" "$(last)" "argv0=$P/system/bin/switch-to-configuration"
+check "deploy user can log in again" can_login
+took=$(( $(date +%s) - start ))
+check "rollback within bounded time (${took}s)" test "$took" -le 60
+
+# --- locked out with test: the running system comes back -------------------------------
+out=$(deploy test lockout --confirm-timeout 3 2>/dev/null); rc=$?
+assert_eq "locked-out test exits 4" 4 "$rc"
+assert_eq "test rollback does not touch the profile" system-2-link "$(tprofile $P/system)"
+assert_contains "test rollback re-activates the profile's system" "$(last)" " test "
+check "deploy user can log in again after test rollback" can_login
+
+# --- connection killed during activation: activation finishes, confirmed -------------
+n=$(host_activations $T | grep -c .)
+( deploy switch slow --confirm-timeout 20 >"$work/slow.out" 2>"$work/slow.err"; echo $? > "$work/slow.rc" ) &
+bg=$!
+for i in $(seq 1 50); do host_activations $T | grep -q ' slow switch\|slow-.* switch\|test-slow switch' && break; sleep 0.2; done
+sleep 1
+host_exec $T pkill -f 'sshd: crdeploy' ; sleep 0.2
+wait $bg
+assert_eq "deploy survives a cut connection (exit 0)" 0 "$(cat "$work/slow.rc")"
+assert_contains "reconnected after the cut" "$(cat "$work/slow.err")" "reconnecting"
+assert_match "slow system is current" "$(readlink "$(host_path $T "$P/$(tprofile $P/system)")")" "nixos-system-slow"
+assert_eq "slow activation ran exactly once" 1 "$(host_activations $T | tail -n +$((n+1)) | grep -c 'slow')"
+
+# --- opt-out keeps the new generation --------------------------------------------------
+cur=$(tprofile $P/system)
+out=$(deploy switch lockout --no-magic-rollback 2>/dev/null); rc=$?
+assert_eq "--no-magic-rollback exits 0" 0 "$rc"
+assert_ne "--no-magic-rollback keeps the new generation" "$cur" "$(tprofile $P/system)"
+check_fails "and the deploy user is locked out, as asked" can_login
+out=$(cr switch --flake "path:$flake#alpha" --target-host root@target4 2>/dev/null); rc=$?
+assert_eq "root repairs it" 0 "$rc"
+check "deploy user back" can_login
+
+# --- interrupted during activation: no confirmation -> rollback ---------------------------
+cur=$(tprofile $P/system)
+( deploy switch slow --confirm-timeout 3 >/dev/null 2>"$work/int.err"; echo $? > "$work/int.rc" ) &
+bg=$!
+for i in $(seq 1 50); do [ "$(host_activations $T | tail -n 1 | grep -c slow)" = 1 ] && break; sleep 0.2; done
+pkill -INT -f "crebuild switch --flake path:$flake#slow" 
+wait $bg
+assert_eq "SIGINT exits 130" 130 "$(cat "$work/int.rc")"
+sleep 12
+assert_eq "interrupted deploy rolled back by the target" "$cur" "$(tprofile $P/system)"
+
+done_testing
