@@ -275,10 +275,10 @@ render(const struct row *r)
     char *err = NULL, *buf = NULL;
     size_t len = 0;
     int argc = 1;
-    char *argv[32] = {(char *)"crebuild"};
+    char *argv[32] = {strdup("crebuild")};
 
     for (; r->argv[argc - 1] != NULL; argc++) {
-        argv[argc] = (char *)r->argv[argc - 1];
+        argv[argc] = strdup(r->argv[argc - 1]);
     }
     cli_opts_init(&o);
     if (cli_parse(argc, argv, &o, &warnings, &err) != 0) {
@@ -297,6 +297,9 @@ render(const struct row *r)
     plan_release(&p);
     cli_opts_release(&o);
     strvec_clear(&warnings);
+    for (int i = 0; i < argc; i++) {
+        free(argv[i]);
+    }
     return buf;
 }
 
@@ -367,8 +370,9 @@ test_hostile_attribute_rejected(void **state)
     struct plan_facts f;
     struct plan p;
     char *err = NULL;
-    char *argv[] = {(char *)"crebuild", (char *)"switch", (char *)"--flake",
-                    (char *)".#a\".x", NULL};
+    char a0[] = "crebuild", a1[] = "switch", a2[] = "--flake",
+         a3[] = ".#a\".x";
+    char *argv[] = {a0, a1, a2, a3, NULL};
 
     (void)state;
     cli_opts_init(&o);
