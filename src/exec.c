@@ -1,6 +1,9 @@
 /* exec.c: run a plan (see exec.h). */
 #include "crebuild/exec.h"
 #include "crebuild/copy.h"
+#include "crebuild/diff.h"
+#include "crebuild/events.h"
+#include "crebuild/health.h"
 #include "crebuild/generations.h"
 #include "crebuild/log.h"
 #include "crebuild/shquote.h"
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *const placeholders[VAR_COUNT] = {
@@ -233,6 +237,8 @@ step_copy(struct exec_ctx *x, const struct step *s)
     if (keep != NULL) {
         x->keep[x->n_keep++] = keep;
     }
+    events_copy_stats(x->events, dst->name, st.paths_total, st.paths_present,
+                      st.paths_copied, st.bytes, st.seconds);
     if (rc != 0) {
         return rc == CR_EINTR ? 130 : 1;
     }
@@ -275,6 +281,59 @@ sv_reconnect(void *arg)
 }
 
 static int
+sv_health(void *arg, struct host *fresh, char **why)
+{
+    struct sv_arg *a = arg;
+    const struct cr_opts *o = a->x->o;
+    struct health_result hr;
+    int rc;
+
+    rc = health_run_all(fresh, o->health_urls, o->n_health_urls,
+                        o->health_cmds, o->n_health_cmds, o->health_timeout,
+                        a->x->events, &hr);
+    if (rc != 0 && rc != CR_EINTR) {
+        *why = xasprintf("health check failed: %s: %s",
+                         hr.failed_check ? hr.failed_check : "?",
+                         hr.last_answer ? hr.last_answer : "no answer");
+    } else if (rc == CR_EINTR) {
+        *why = xstrdup("interrupted during the health checks");
+    }
+    health_result_release(&hr);
+    return rc;
+}
+
+static void
+sv_phase(void *arg, const char *phase, int start, int ok)
+{
+    struct sv_arg *a = arg;
+    struct host *h = a->x->hosts[a->host];
+    static struct timespec t0[3];
+    int i = strcmp(phase, "confirm") == 0 ? 0
+            : strcmp(phase, "health") == 0 ? 1
+                                           : 2;
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (start) {
+        t0[i] = now;
+        events_phase_start(a->x->events, phase, h->name);
+        if (i == 2) {
+            events_rollback(a->x->events, h->name, "rolling back");
+        }
+    } else {
+        double sec = (double)(now.tv_sec - t0[i].tv_sec) +
+                     (double)(now.tv_nsec - t0[i].tv_nsec) / 1e9;
+        events_phase_end(a->x->events, phase, h->name, ok, sec);
+    }
+}
+
+static int
+has_checks(const struct cr_opts *o)
+{
+    return o->n_health_urls > 0 || o->n_health_cmds > 0;
+}
+
+static int
 step_activate_supervised(struct exec_ctx *x, const struct step *s)
 {
     struct supervise_req r;
@@ -291,10 +350,14 @@ step_activate_supervised(struct exec_ctx *x, const struct step *s)
     r.action = s->stc_action;
     r.profile = profile;
     r.prev_gen = x->vars[VAR_PREVGEN];
-    r.timeout = s->confirm_timeout;
+    /* The supervisor waits for the health checks too. */
+    r.timeout = s->confirm_timeout +
+                (has_checks(x->o) ? x->o->health_timeout + 15 : 0);
     r.install_bootloader = s->install_bootloader;
     r.use_systemd = has_systemd(x, x->hosts[s->host]);
     hk.reconnect = sv_reconnect;
+    hk.health = has_checks(x->o) ? sv_health : NULL;
+    hk.phase = sv_phase;
     hk.arg = &arg;
     ret = supervise_activate(&x->hosts[s->host], &spare, &r, &hk);
     if (spare != NULL && x->n_spare < ARRAY_SIZE(x->spare)) {
@@ -378,10 +441,62 @@ step_activate(struct exec_ctx *x, const struct step *s)
                   s->stc_action, h->name, status);
         ret = fail_status(status);
     }
+    if (ret == 0 && has_checks(x->o) &&
+        (strcmp(s->stc_action, "switch") == 0 ||
+         strcmp(s->stc_action, "test") == 0)) {
+        struct health_result hr;
+        log_warn("health checks without magic rollback: a failure is "
+                 "reported, nothing is rolled back");
+        if (health_run_all(h, x->o->health_urls, x->o->n_health_urls,
+                           x->o->health_cmds, x->o->n_health_cmds,
+                           x->o->health_timeout, x->events, &hr) != 0) {
+            ret = 1;
+        }
+        health_result_release(&hr);
+    }
     free(stc);
     strvec_clear(&argv);
     strvec_clear(&env);
     return ret;
+}
+
+/* --diff (and dry-activate): what changes between the system running on
+ * the activating host and the new one.  Failures only warn. */
+static int
+step_diff(struct exec_ctx *x, const struct step *s)
+{
+    struct host *h = host_of(x, s->host);
+    struct diff_closure before, after;
+    struct diff_result r;
+    const char *cur = "/run/current-system";
+
+    memset(&before, 0, sizeof(before));
+    memset(&after, 0, sizeof(after));
+    if (diff_closure_read(h, cur, &before) != 0) {
+        log_warn("cannot diff: cannot read the running system on %s",
+                 h->name);
+        return 0;
+    }
+    if (before.missing) {
+        /* No /run/current-system (not NixOS, or a container): compare
+         * with the profile's current generation instead. */
+        if (diff_closure_read(h, s->profile, &before) != 0) {
+            before.missing = 1;
+        }
+    }
+    if (diff_closure_read(h, x->vars[VAR_TOPLEVEL], &after) != 0) {
+        log_warn("cannot diff: cannot read the new system on %s", h->name);
+        diff_closure_release(&before);
+        return 0;
+    }
+    diff_compute(&before, &after, &r);
+    log_info("changes on %s:", h->name);
+    diff_print(&r, log_stream());
+    events_diff(x->events, h->name, &r);
+    diff_result_release(&r);
+    diff_closure_release(&before);
+    diff_closure_release(&after);
+    return 0;
 }
 
 static int
@@ -556,6 +671,8 @@ run_step(struct exec_ctx *x, const struct step *s)
         return step_result_link(x);
     case STEP_CURRENT_GEN:
         return step_current_gen(x, s);
+    case STEP_DIFF:
+        return step_diff(x, s);
     }
     return 1;
 }
@@ -564,6 +681,7 @@ static void
 print_result(const struct exec_ctx *x, const struct plan *p)
 {
     const char *top = x->vars[VAR_TOPLEVEL];
+    FILE *out = events_to_stdout(x->events) ? log_stream() : stdout;
 
     if (top == NULL) {
         return;
@@ -571,14 +689,14 @@ print_result(const struct exec_ctx *x, const struct plan *p)
     switch (p->result) {
     case RESULT_CONFIG:
         log_info("Done. The new configuration is");
-        printf("%s\n", top);
+        fprintf(out, "%s\n", top);
         break;
     case RESULT_VM: {
         char *pat = xasprintf("%s/bin/run-*-vm", top);
         glob_t g;
         int found = glob(pat, 0, NULL, &g) == 0 && g.gl_pathc > 0;
         log_info("Done. The virtual machine can be started by running");
-        printf("%s\n", found ? g.gl_pathv[0] : "not-found");
+        fprintf(out, "%s\n", found ? g.gl_pathv[0] : "not-found");
         if (found) {
             globfree(&g);
         }
@@ -594,13 +712,13 @@ print_result(const struct exec_ctx *x, const struct plan *p)
             len -= 2;
         }
         log_info("Done. The disk image can be found in");
-        printf("%s/%.*s\n", top, (int)len, fp);
+        fprintf(out, "%s/%.*s\n", top, (int)len, fp);
         break;
     }
     case RESULT_NONE:
         break;
     }
-    fflush(stdout);
+    fflush(out);
 }
 
 static int
@@ -611,10 +729,42 @@ is_build_step(const struct step *s)
            s->capture != CAP_NONE;
 }
 
+/* Interrupted after the profile changed but before activation: put the
+ * profile back, so that the target is left as it was. */
+static void
+restore_profile(struct exec_ctx *x, enum plan_host which)
+{
+    struct strvec argv = STRVEC_INIT;
+    struct host_cmd cmd = {0};
+    char *profile = cli_profile_path(x->o);
+    int status = -1;
+
+    if (x->vars[VAR_PREVGEN] == NULL) {
+        log_warn("interrupted after the profile was set; there is no "
+                 "previous generation to restore");
+        free(profile);
+        return;
+    }
+    strvec_pushl(&argv, "nix-env", "-p", profile, "--switch-generation",
+                 x->vars[VAR_PREVGEN], NULL);
+    cmd.argv = &argv;
+    cmd.elevate = 1;
+    if (host_run(x->hosts[which], &cmd, &status) == 0 && status == 0) {
+        log_info("interrupted before activation: %s restored to generation "
+                 "%s", profile, x->vars[VAR_PREVGEN]);
+    } else {
+        log_error("interrupted before activation, and %s could not be "
+                  "restored to generation %s",
+                  profile, x->vars[VAR_PREVGEN]);
+    }
+    strvec_clear(&argv);
+    free(profile);
+}
+
 int
 exec_plan(struct exec_ctx *x, const struct plan *p)
 {
-    int ret = 0, announced = 0;
+    int ret = 0, announced = 0, profile_set = -1, activated = 0;
 
     for (size_t i = 0; i < p->n; i++) {
         const struct step *s = &p->steps[i];
@@ -629,13 +779,38 @@ exec_plan(struct exec_ctx *x, const struct plan *p)
             log_info("building the system configuration...");
             announced = 1;
         }
+        struct host *h = x->hosts[s->host];
+        const char *hn = h ? h->name : "localhost";
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        if (s->phase != NULL) {
+            events_phase_start(x->events, s->phase, hn);
+        }
         int r = run_step(x, s);
+        if (s->phase != NULL) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            events_phase_end(x->events, s->phase, hn, r == 0,
+                             (double)(t1.tv_sec - t0.tv_sec) +
+                                 (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+        }
         if (r != 0 && ret == 0) {
             ret = r;
+        }
+        if (r == 0 && s->phase != NULL && strcmp(s->phase, "profile") == 0) {
+            profile_set = (int)s->host;
+        }
+        if (s->kind == STEP_ACTIVATE) {
+            activated = 1;
         }
     }
     if (ret == 0 && cr_interrupted) {
         ret = 128 + cr_interrupted;
+    }
+    if (cr_interrupted && profile_set >= 0 && !activated) {
+        int sig = cr_interrupted;
+        cr_interrupted = 0; /* let the restoring command run */
+        restore_profile(x, (enum plan_host)profile_set);
+        cr_interrupted = sig;
     }
     if (ret == 0) {
         print_result(x, p);

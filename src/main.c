@@ -1,11 +1,14 @@
 /* main.c: parse options, gather facts, plan, connect, execute. */
 #include "crebuild/cli.h"
+#include "crebuild/events.h"
 #include "crebuild/exec.h"
+#include "crebuild/health.h"
 #include "crebuild/log.h"
 #include "crebuild/plan.h"
 #include "crebuild/proc.h"
 #include "crebuild/connect.h"
 #include "crebuild/secret.h"
+#include "crebuild/supervisor.h"
 #include "crebuild/sshopts.h"
 #include "crebuild/util.h"
 
@@ -25,6 +28,11 @@ static void
 on_signal(int sig)
 {
     cr_interrupted = sig;
+    if (sig == SIGTERM) {
+        /* Ctrl-C reaches our children through the terminal's process
+         * group; a SIGTERM sent to crebuild alone is passed on. */
+        proc_kill_all(SIGTERM);
+    }
 }
 
 static void
@@ -240,6 +248,14 @@ run(struct cr_opts *o)
 
     memset(&facts, 0, sizeof(facts));
     exec_init(&x, o);
+    if (o->events_file != NULL) {
+        x.events = events_open(o->events_file, &err);
+        if (x.events == NULL) {
+            log_error("%s", err);
+            free(err);
+            return 1;
+        }
+    }
     if ((o->upgrade || o->upgrade_all) && geteuid() != 0 &&
         o->elevate == CR_ELEVATE_NONE) {
         log_error("if you pass the '--upgrade' or '--upgrade-all' flag, you "
@@ -340,6 +356,12 @@ run(struct cr_opts *o)
     ret = exec_plan(&x, &plan);
     plan_release(&plan);
 out:
+    events_result(x.events,
+                  ret == 0                       ? "success"
+                  : ret == CR_EXIT_ROLLED_BACK ? "rolled-back"
+                                                 : "failed",
+                  ret, NULL);
+    events_close(x.events);
     secret_free(password);
     exec_release(&x);
     if (x.hosts[PH_BUILD] != x.hosts[PH_TARGET]) {
@@ -393,6 +415,7 @@ main(int argc, char *argv[])
         ret = run(&o);
     }
     cli_opts_release(&o);
+    health_global_cleanup();
     if (cr_interrupted && ret == 0) {
         ret = 128 + cr_interrupted;
     }

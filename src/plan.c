@@ -23,6 +23,21 @@ plan_host_name(enum plan_host h)
     return h < PH_COUNT ? host_names[h] : "?";
 }
 
+static const char *
+default_phase(enum step_kind kind)
+{
+    switch (kind) {
+    case STEP_COPY:
+        return "copy";
+    case STEP_ACTIVATE:
+        return "activate";
+    case STEP_DIFF:
+        return "diff";
+    default:
+        return NULL;
+    }
+}
+
 static struct step *
 add_step(struct plan *p, enum step_kind kind, enum plan_host host)
 {
@@ -35,6 +50,7 @@ add_step(struct plan *p, enum step_kind kind, enum plan_host host)
     s->kind = kind;
     s->host = host;
     s->check = 1;
+    s->phase = default_phase(kind);
     strvec_init(&s->argv);
     strvec_init(&s->env);
     p->uses[host] = 1;
@@ -162,6 +178,7 @@ build_local(struct ctx *c, const char *attr, int no_link, int dry_run)
     }
     s->capture = c->flake ? CAP_JSON_OUT : CAP_LINE;
     s->var = VAR_TOPLEVEL;
+    s->phase = "build";
 }
 
 /* --build-host: evaluate the .drv locally, send it, realise it there. */
@@ -184,6 +201,7 @@ build_remote(struct ctx *c, int dry_run)
     }
     s->capture = CAP_LINE;
     s->var = VAR_DRV;
+    s->phase = "eval";
 
     s = add_step(c->p, STEP_COPY, PH_LOCAL);
     s->from = PH_LOCAL;
@@ -208,6 +226,7 @@ build_remote(struct ctx *c, int dry_run)
     strvec_pushl(&s->argv, "nix-store", "--realise", "@drv@", "--add-root",
                  "@tmp@/result", NULL);
     strvec_pusharr(&s->argv, &o->common);
+    s->phase = "build";
 
     s = add_step(c->p, STEP_RUN, PH_BUILD);
     strvec_pushl(&s->argv, "readlink", "-f", "@tmp@/result", NULL);
@@ -272,15 +291,15 @@ supervised(const struct ctx *c, const char *action)
            (strcmp(action, "switch") == 0 || strcmp(action, "test") == 0);
 }
 
-/* Before the profile changes: which generation to restore. */
+/* Before the profile changes: which generation to restore (by magic
+ * rollback, or when interrupted before activation). */
 static void
 remember_generation(struct ctx *c)
 {
-    if (supervised(c, cli_action_name(c->o->action))) {
-        struct step *s = add_step(c->p, STEP_CURRENT_GEN, c->activate_on);
-        s->profile = xstrdup(c->profile);
-        s->var = VAR_PREVGEN;
-    }
+    struct step *s = add_step(c->p, STEP_CURRENT_GEN, c->activate_on);
+
+    s->profile = xstrdup(c->profile);
+    s->var = VAR_PREVGEN;
 }
 
 static void
@@ -327,6 +346,7 @@ set_profile(struct ctx *c)
     strvec_pushl(&s->argv, "nix-env", "-p", c->profile, "--set", "@toplevel@",
                  NULL);
     s->elevate = 1;
+    s->phase = "profile";
 }
 
 static int
@@ -360,6 +380,7 @@ plan_rollback(struct ctx *c)
         strvec_pushl(&s->argv, "nix-env", "--rollback", "-p", c->profile,
                      NULL);
         s->elevate = 1;
+        s->phase = "profile";
         check_specialisation(c, c->profile);
         activate(c, c->profile, a == CR_ACT_SWITCH ? "switch" : "boot");
         c->p->result = RESULT_NONE;
@@ -533,6 +554,11 @@ plan_deploy(struct ctx *c)
         return;
     }
     copy_result(c, c->activate_on);
+    if (is_activating(a) && (o->diff || a == CR_ACT_DRY_ACTIVATE)) {
+        struct step *d = add_step(c->p, STEP_DIFF, c->activate_on);
+        d->profile = xstrdup(c->profile);
+        d->check = 0;
+    }
     if (a == CR_ACT_SWITCH || a == CR_ACT_BOOT) {
         check_specialisation(c, "@toplevel@");
         remember_generation(c);
@@ -693,6 +719,9 @@ plan_print(const struct plan *p, const struct cr_opts *o, FILE *f)
             break;
         case STEP_RESULT_LINK:
             strbuf_addstr(&sb, " ln -sfT @toplevel@ ./result");
+            break;
+        case STEP_DIFF:
+            strbuf_addstr(&sb, " diff the running system and @toplevel@");
             break;
         case STEP_CURRENT_GEN:
             strbuf_addf(&sb, " current generation of %s -> @prevgen@",

@@ -40,6 +40,7 @@ enum step_kind {
     STEP_VERSION_SUFFIX, /* classic mode: write <nixpkgs>/.version-suffix */
     STEP_RESULT_LINK,    /* ln -sfT @toplevel@ ./result */
     STEP_CURRENT_GEN,    /* remember the profile's current generation */
+    STEP_DIFF,           /* print what changes on the activating host */
 };
 
 enum capture {
@@ -51,6 +52,7 @@ enum capture {
 
 struct step {
     enum step_kind kind;
+    const char *phase;  /* for events: eval, build, copy, profile, ... */
     enum plan_host host;
     struct strvec argv;
     struct strvec env;  /* with use_env: "K" preserve, "K=V" set */

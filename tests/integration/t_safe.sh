@@ -87,4 +87,66 @@ assert_eq "SIGINT exits 130" 130 "$(cat "$work/int.rc")"
 sleep 12
 assert_eq "interrupted deploy rolled back by the target" "$cur" "$(tprofile $P/system)"
 
+# --- health checks -----------------------------------------------------------------
+ip=$(host_ip $T)
+host_exec $T sh -c 'mkdir -p /nix/var/crebuild-test/www; echo ok > /nix/var/crebuild-test/www/health'
+host_exec $T python3 -m http.server 8080 --bind "$ip" --directory /nix/var/crebuild-test/www >/dev/null 2>&1 &
+for i in $(seq 1 50); do curl -sf "http://$ip:8080/health" >/dev/null 2>&1 && break; sleep 0.1; done
+out=$(deploy switch alpha --health-check "http://$ip:8080/health" --health-check-cmd 'test "$(cat /nix/var/crebuild-test/healthy)" = 1' 2>"$work/err"); rc=$?
+assert_eq "healthy deploy with URL and command checks exits 0" 0 "$rc"
+cur=$(tprofile $P/system)
+out=$(deploy switch unhealthy --health-check "http://$ip:8080/health" --health-timeout 3 2>"$work/err"); rc=$?
+assert_eq "failed URL check: exit 4" 4 "$rc"
+assert_contains "failed URL check named with its answer" "$(cat "$work/err")" "http://$ip:8080/health"
+assert_contains "failed URL check: last answer" "$(cat "$work/err")" "404"
+assert_eq "failed URL check: profile restored" "$cur" "$(tprofile $P/system)"
+check "failed URL check: healthy again" test -e "$(host_path $T /nix/var/crebuild-test/www/health)"
+out=$(deploy switch unhealthy --health-check-cmd 'test "$(cat /nix/var/crebuild-test/healthy)" = 1' --health-timeout 2 2>"$work/err"); rc=$?
+assert_eq "failed command check: exit 4" 4 "$rc"
+assert_contains "failed command check named" "$(cat "$work/err")" "healthy"
+assert_eq "failed command check: profile restored" "$cur" "$(tprofile $P/system)"
+assert_eq "failed command check: state healthy again" 1 "$(cat "$(host_path $T /nix/var/crebuild-test/healthy)")"
+
+# --- --diff and --events -------------------------------------------------------------
+out=$(deploy switch beta --diff --events "$work/events.json" 2>"$work/err"); rc=$?
+assert_eq "--diff --events deploy exits 0" 0 "$rc"
+assert_match "--diff shows an upgrade" "$(cat "$work/err")" 'hello +2\.12 → 2\.12\.1'
+assert_match "--diff shows a removal" "$(cat "$work/err")" '\[R-\] tree'
+assert_contains "--diff shows the closure size" "$(cat "$work/err")" "Closure size:"
+check "--events is JSON lines with the phases and a result" python3 -c '
+import json,sys
+ev=[json.loads(l) for l in open(sys.argv[1])]
+assert all(list(e)[:2]==["type","time"] for e in ev), ev[0]
+phases={e["phase"] for e in ev if e["type"]=="phase-end"}
+for p in ("build","copy","profile","activate","confirm"): assert p in phases, (p, phases)
+assert any(e["type"]=="copy-stats" for e in ev)
+assert any(e["type"]=="diff" for e in ev)
+r=[e for e in ev if e["type"]=="result"]; assert len(r)==1 and r[0]["result"]=="success", r
+' "$work/events.json"
+out=$(deploy switch unhealthy --health-check-cmd false --health-timeout 1 --events - 2>/dev/null); rc=$?
+assert_eq "rolled back with --events - exits 4" 4 "$rc"
+check "--events - : stdout carries only events, result rolled-back" python3 -c '
+import json,sys
+ev=[json.loads(l) for l in sys.argv[1].splitlines()]
+assert any(e["type"]=="rollback" for e in ev), ev
+assert ev[-1]["type"]=="result" and ev[-1]["result"]=="rolled-back" and ev[-1]["exit_status"]==4, ev[-1]
+' "$out"
+out=$(deploy dry-activate beta 2>"$work/err"); rc=$?
+assert_eq "dry-activate exits 0" 0 "$rc"
+assert_contains "dry-activate shows the diff" "$(cat "$work/err")" "Closure size:"
+
+# --- interrupts before activation leave the target unchanged -----------------------------
+cur=$(tprofile $P/system); n=$(host_activations $T | grep -c .)
+echo int > "$flake/salt"
+( deploy switch beta >/dev/null 2>"$work/int2.err"; echo $? > "$work/int2.rc" ) &
+bg=$!
+sleep 0.3
+pkill -INT -f "crebuild switch --flake path:$flake#beta"
+wait $bg
+rm -f "$flake/salt"
+assert_eq "SIGINT before activation exits 130" 130 "$(cat "$work/int2.rc")"
+assert_eq "SIGINT before activation: profile unchanged" "$cur" "$(tprofile $P/system)"
+assert_eq "SIGINT before activation: nothing activated" "$n" "$(host_activations $T | grep -c .)"
+check_fails "no crebuild supervisor left running" host_exec $T pgrep -f 'crebuild-test.*run /nix/var/crebuild'
+
 done_testing

@@ -28,6 +28,7 @@ static const struct row rows[] = {
      "[local] " FF " build --json '/path/to/config#nixosConfigurations."
      "\"hostname\"" TOP "' -v --option narinfo-cache-negative-ttl 1200 "
      "--no-link -> @toplevel@\n"
+     "[local] current generation of " PROFILE " -> @prevgen@\n"
      "[local] " CHECK_VERSION
      "[local] (elevated) nix-env -p " PROFILE " --set @toplevel@\n"
      "[local] (elevated) activate: @toplevel@/bin/switch-to-configuration "
@@ -38,6 +39,7 @@ static const struct row rows[] = {
      "[local] write <nixpkgs>/.version-suffix (may fail)\n"
      "[local] nix-build '<nixpkgs/nixos>' --attr "
      "config.system.build.toplevel -vvv --no-out-link -> @toplevel@\n"
+     "[local] current generation of " PROFILE " -> @prevgen@\n"
      "[local] " CHECK_VERSION
      "[local] nix-env -p " PROFILE " --set @toplevel@\n"
      "[local] activate: @toplevel@/bin/switch-to-configuration "
@@ -74,8 +76,21 @@ static const struct row rows[] = {
      NULL, NULL,
      "[local] " FF " build --json '.#nixosConfigurations.\"a\"" TOP
      "' --no-link -> @toplevel@\n"
+     "[local] diff the running system and @toplevel@\n"
      "[local] activate: @toplevel@/bin/switch-to-configuration "
      "dry-activate\n"},
+    {"--diff before the profile changes",
+     {"switch", "--flake", ".#a", "--diff", "--target-host", "t", NULL},
+     NULL, NULL,
+     "[local] " FF " build --json '.#nixosConfigurations.\"a\"" TOP
+     "' --no-link -> @toplevel@\n"
+     "[local] copy closure of @toplevel@ from local to t\n"
+     "[t] diff the running system and @toplevel@\n"
+     "[t] current generation of " PROFILE " -> @prevgen@\n"
+     "[t] " CHECK_VERSION
+     "[t] nix-env -p " PROFILE " --set @toplevel@\n"
+     "[t] activate (magic rollback, confirm within 30 s): "
+     "@toplevel@/bin/switch-to-configuration switch\n"},
     {"target host (ng test_execute_nix_switch_flake_target_host)",
      {"switch", "--flake", "/p#hostname", "--use-remote-sudo",
       "--target-host", "user@localhost", NULL},
@@ -111,6 +126,7 @@ static const struct row rows[] = {
      "[local] " FF " build --json '/p#nixosConfigurations.\"h\"" TOP
      "' --no-link -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from local to t\n"
+     "[t] current generation of " PROFILE " -> @prevgen@\n"
      "[t] " CHECK_VERSION
      "[t] nix-env -p " PROFILE " --set @toplevel@\n"
      "[t] activate: @toplevel@/bin/switch-to-configuration boot\n"},
@@ -127,6 +143,7 @@ static const struct row rows[] = {
      "[user@b] readlink -f @tmp@/result -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from user@b to local (substitute on "
      "destination)\n"
+     "[local] current generation of " PROFILE " -> @prevgen@\n"
      "[local] " CHECK_VERSION
      "[local] nix-env -p " PROFILE " --set @toplevel@\n"
      "[local] activate: @toplevel@/bin/switch-to-configuration "
@@ -143,6 +160,7 @@ static const struct row rows[] = {
      "[b] nix-store --realise @drv@ --add-root @tmp@/result\n"
      "[b] readlink -f @tmp@/result -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from b to t\n"
+     "[t] current generation of " PROFILE " -> @prevgen@\n"
      "[t] " CHECK_VERSION
      "[t] (elevated) nix-env -p " PROFILE " --set @toplevel@\n"
      "[t] (elevated) activate: @toplevel@/bin/switch-to-configuration "
@@ -172,6 +190,7 @@ static const struct row rows[] = {
     {"switch --rollback (ng test_execute_switch_rollback)",
      {"switch", "--rollback", "--install-bootloader", "--no-flake", NULL},
      NULL, NULL,
+     "[local] current generation of " PROFILE " -> @prevgen@\n"
      "[local] nix-env --rollback -p " PROFILE "\n"
      "[local] activate: " PROFILE
      "/bin/switch-to-configuration switch\n"},
@@ -194,6 +213,7 @@ static const struct row rows[] = {
      "' --no-link -> @toplevel@\n"
      "[local] test -f @toplevel@/specialisation/extra/bin/"
      "switch-to-configuration\n"
+     "[local] current generation of /nix/var/nix/profiles/system-profiles/web -> @prevgen@\n"
      "[local] " CHECK_VERSION
      "[local] mkdir -p -m 0755 "
      "/nix/var/nix/profiles/system-profiles\n"
@@ -259,6 +279,7 @@ static const struct row rows[] = {
      "[b] nix-store --realise @drv@ --add-root @tmp@/result --max-jobs 4\n"
      "[b] readlink -f @tmp@/result -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from b to local\n"
+     "[local] current generation of " PROFILE " -> @prevgen@\n"
      "[local] " CHECK_VERSION
      "[local] nix-env -p " PROFILE " --set @toplevel@\n"
      "[local] activate: @toplevel@/bin/switch-to-configuration switch\n"

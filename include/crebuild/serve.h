@@ -1,0 +1,168 @@
+/* serve.h: client of Nix's serve protocol (`nix-store --serve [--write]`)
+ * over a struct stream.  Writes are buffered and may be pipelined;
+ * replies are parsed with strict bounds.  Errors are never on the wire:
+ * when the remote fails it prints "error: ..." on stderr and exits, so on
+ * end of stream the connection is closed, its stderr collected, and the
+ * remote's message kept for serve_error(). */
+#ifndef CREBUILD_SERVE_H
+#define CREBUILD_SERVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crebuild/hash.h"
+#include "crebuild/host.h"
+#include "crebuild/nar.h"
+#include "crebuild/strbuf.h"
+#include "crebuild/strvec.h"
+
+#define SERVE_MAGIC_1      0x390c9debULL
+#define SERVE_MAGIC_2      0x5452eecbULL
+#define SERVE_VERSION      0x207 /* what Nix 2.4-2.34 and Lix announce */
+#define SERVE_EXPORT_MAGIC 0x4558494eULL
+
+/* Reply bounds: longer strings or lists are a protocol error. */
+#define SERVE_MAX_PATH 4096       /* a store path */
+#define SERVE_MAX_STR  (64 << 10) /* other strings (ca, signatures) */
+#define SERVE_MAX_LIST (1 << 22)  /* list lengths */
+
+enum serve_cmd {
+    SERVE_CMD_QUERY_VALID_PATHS = 1,
+    SERVE_CMD_QUERY_PATH_INFOS = 2,
+    SERVE_CMD_DUMP_STORE_PATH = 3,
+    SERVE_CMD_IMPORT_PATHS = 4,
+    SERVE_CMD_QUERY_CLOSURE = 7,
+    SERVE_CMD_ADD_TO_STORE_NAR = 9,
+};
+
+struct serve_conn;
+
+/* Take ownership of s (a stream to `nix-store --serve`) and perform the
+ * handshake: send magic and SERVE_VERSION, check the reply (text instead
+ * of the magic, e.g. from a chatty login shell, is reported as "protocol
+ * mismatch from HOST, got '...'"), negotiate minor = min(ours, theirs).
+ * host names the remote in messages.  On success *out is the connection.
+ * On failure the stream is closed, *out is NULL, the error is logged once
+ * and CR_EPROTO, CR_ENIX (the remote said "error: ...") or the stream's
+ * code is returned. */
+int serve_open(struct stream *s, const char *host, struct serve_conn **out);
+
+/* The negotiated protocol minor version (0..7). */
+unsigned serve_minor(const struct serve_conn *c);
+/* Lower the negotiated minor (tests: ImportPaths against a new server).
+ * A higher value is ignored. */
+void serve_lower_minor(struct serve_conn *c, unsigned minor);
+const char *serve_host(const struct serve_conn *c);
+
+/* After a failure: the reason in one line (the remote's "error: ..."
+ * message without its prefix, or what went wrong locally); "" if none. */
+const char *serve_error(const struct serve_conn *c);
+
+/* ---- requests ---- */
+
+/* 1 QueryValidPaths for paths; the valid ones are appended to *valid.
+ * lock adds temp GC roots on a --write server; substitute asks it to
+ * substitute the missing ones first.  0 or a CR_E* code (not logged). */
+int serve_query_valid_paths(struct serve_conn *c,
+                            const struct strvec *paths,
+                            int lock,
+                            int substitute,
+                            struct strvec *valid);
+
+/* 7 QueryClosure: the closure of paths is appended to *out. */
+int serve_query_closure(struct serve_conn *c,
+                        const struct strvec *paths,
+                        int include_outputs,
+                        struct strvec *out);
+
+/* One record of a QueryPathInfos reply.  has_hash is 0 when the server
+ * is older than minor 4 and sent no narHash, ca or sigs. */
+struct serve_info {
+    struct strbuf path;
+    struct strbuf deriver; /* "" for none */
+    struct strvec refs;
+    uint64_t download_size;
+    uint64_t nar_size;
+    int has_hash;
+    unsigned char nar_hash[HASH_SHA256_LEN];
+    struct strbuf ca; /* "" for none */
+    struct strvec sigs;
+};
+
+/* 2 QueryPathInfos: fn is called once per valid path with a record that
+ * is only valid during the call.  A non-zero return of fn stops reading
+ * (the connection is then unusable) and is returned. */
+typedef int (*serve_info_fn)(void *ctx, const struct serve_info *info);
+int serve_query_path_infos(struct serve_conn *c,
+                           const struct strvec *paths,
+                           serve_info_fn fn,
+                           void *ctx);
+
+/* 3 DumpStorePath, split so requests can be pipelined: dump_request
+ * queues the request; dump_read reads the next NAR in request order,
+ * passes its bytes to tee and fills res (size, sha256).  A malformed NAR
+ * is CR_EPROTO with res->error set. */
+int serve_dump_request(struct serve_conn *c, const char *path);
+int serve_dump_read(struct serve_conn *c,
+                    nar_sink_fn tee,
+                    void *tctx,
+                    struct nar_result *res);
+
+/* Upload of one path: with AddToStoreNar (minor >= 5) or ImportPaths. */
+struct serve_add {
+    const char *path;
+    const char *deriver; /* NULL or "" for none */
+    unsigned char nar_hash[HASH_SHA256_LEN];
+    uint64_t nar_size;
+    const char *const *refs; /* full paths, self included if any */
+    size_t nrefs;
+    const char *const *sigs; /* "name:base64" */
+    size_t nsigs;
+    const char *ca;    /* NULL or "" for none */
+    uint64_t reg_time; /* 0: the remote uses "now" */
+};
+
+/* Queue the part of the request before the NAR.  The caller then writes
+ * exactly nar_size NAR bytes with serve_write_raw() and completes the
+ * request with serve_add_end(), which counts one pending reply.  Requests
+ * are not waited for: replies are consumed as they arrive (each flush
+ * polls for them) and counted by serve_acked(). */
+int serve_add_begin(struct serve_conn *c, const struct serve_add *a);
+int serve_add_end(struct serve_conn *c, const struct serve_add *a);
+
+/* Replies received so far for completed upload requests, and how many
+ * are still outstanding. */
+size_t serve_acked(const struct serve_conn *c);
+size_t serve_pending(const struct serve_conn *c);
+
+/* Consume the replies that have arrived, without blocking. */
+int serve_poll(struct serve_conn *c);
+/* Flush and block until every pending reply has arrived. */
+int serve_wait(struct serve_conn *c);
+
+/* ---- raw buffered output (errors are sticky: after one, every call
+ * returns it) ---- */
+int serve_write_u64(struct serve_conn *c, uint64_t v);
+int serve_write_str(struct serve_conn *c, const void *s, size_t n);
+int serve_write_raw(struct serve_conn *c, const void *buf, size_t n);
+int serve_flush(struct serve_conn *c);
+
+/* Abort: close our side without completing what was queued (the remote
+ * sees end of input mid-request and registers nothing of it), wait for
+ * the remote to exit.  Replies already sent are still counted.  The
+ * connection stays allocated for serve_error()/serve_acked(). */
+void serve_abort(struct serve_conn *c);
+
+/* Flush, wait for replies, send EOF and wait for the remote to exit.
+ * 0, or a CR_E* code with serve_error() set. */
+int serve_finish(struct serve_conn *c);
+
+/* Release; a connection still open is aborted first.  NULL is a no-op. */
+void serve_free(struct serve_conn *c);
+
+/* Reduce a remote's stderr to one line: the first "error:" line (prefix
+ * removed) joined with its indented continuation lines, terminal escapes
+ * stripped; failing that the last non-empty line.  Appends to out. */
+void serve_stderr_line(const char *err, size_t len, struct strbuf *out);
+
+#endif

@@ -1,0 +1,479 @@
+/* copy.c: the closure copy engine (see copy.h). */
+#include "crebuild/copy.h"
+#include "crebuild/log.h"
+#include "crebuild/nar.h"
+#include "crebuild/pathinfo.h"
+#include "crebuild/progress.h"
+#include "crebuild/serve.h"
+#include "crebuild/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Bytes of each NAR held back until its hash is verified.  Without them
+ * the destination never has a complete NAR, so it registers nothing. */
+#define HOLD_BACK 8
+/* DumpStorePath requests kept in flight on a remote source. */
+#define DUMP_WINDOW 32
+
+struct copy_session {
+    struct serve_conn *conn;
+    char *name;
+};
+
+/* One copy in progress. */
+struct run {
+    const struct copy_opts *o;
+    const char *src_name;
+    const char *dst_name;
+    struct pathinfo_list list;
+    struct serve_conn *src; /* remote source, or NULL */
+    struct serve_conn *dst;
+    size_t *missing; /* indices into list, dependency order */
+    size_t nmissing;
+    size_t dumps_requested; /* remote source: requests queued */
+    uint64_t bytes_sent;
+    uint64_t bytes_total;
+    struct progress *prog;
+};
+
+/* Where the NAR of one path goes: to dst, minus the held-back tail. */
+struct nar_out {
+    struct run *r;
+    uint64_t expect; /* narSize */
+    uint64_t seen;   /* bytes received from the NAR source */
+    unsigned char tail[HOLD_BACK];
+    int too_big;
+};
+
+void
+copy_opts_init(struct copy_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+}
+
+static const char *
+prog_name(const struct run *r)
+{
+    return r->o->nix_store ? r->o->nix_store : "nix-store";
+}
+
+static int
+nar_out_sink(void *ctx, const void *buf, size_t n)
+{
+    struct nar_out *no = ctx;
+    const unsigned char *p = buf;
+    uint64_t limit = no->expect > HOLD_BACK ? no->expect - HOLD_BACK : 0;
+    int rc = 0;
+
+    if (n > no->expect - no->seen) {
+        no->too_big = 1;
+        return CR_ECORRUPT;
+    }
+    if (no->seen < limit) {
+        size_t k = n;
+        if (k > limit - no->seen) {
+            k = (size_t)(limit - no->seen);
+        }
+        rc = serve_write_raw(no->r->dst, p, k);
+        no->seen += k;
+        p += k;
+        n -= k;
+        no->r->bytes_sent += k;
+        progress_update(
+            no->r->prog, serve_acked(no->r->dst), no->r->bytes_sent);
+    }
+    if (rc == 0 && n > 0) {
+        memcpy(no->tail + (no->seen - limit), p, n);
+        no->seen += n;
+    }
+    return rc;
+}
+
+/* ---- connections ---- */
+
+static int
+open_serve(struct host *h,
+           const char *name,
+           const struct run *r,
+           int write,
+           struct serve_conn **out)
+{
+    struct strvec argv = STRVEC_INIT;
+    struct host_cmd cmd;
+    struct stream *s = NULL;
+    int rc;
+
+    strvec_push(&argv, prog_name(r));
+    strvec_push(&argv, "--serve");
+    if (write) {
+        strvec_push(&argv, "--write");
+        if (r->o->dst_store != NULL) {
+            strvec_pushl(&argv, "--store", r->o->dst_store, (const char *)NULL);
+        }
+    }
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.argv = &argv;
+    cmd.elevate = write && r->o->elevate;
+    rc = h->ops->open_stream(h, &cmd, &s);
+    if (rc != 0) {
+        log_error("cannot start %s --serve on %s: %s",
+                  prog_name(r),
+                  name,
+                  cr_strerror(rc));
+    } else {
+        rc = serve_open(s, name, out);
+    }
+    strvec_clear(&argv);
+    return rc;
+}
+
+/* ---- what is missing ---- */
+
+static int
+find_missing(struct run *r, struct copy_stats *st)
+{
+    struct strvec all = STRVEC_INIT;
+    struct strvec valid = STRVEC_INIT;
+    unsigned char *present = xcalloc(r->list.n ? r->list.n : 1, 1);
+    size_t i;
+    int rc;
+
+    for (i = 0; i < r->list.n; i++) {
+        strvec_push(&all, r->list.v[i].path);
+    }
+    rc = serve_query_valid_paths(r->dst, &all, 1, r->o->substitute, &valid);
+    if (rc != 0) {
+        log_error("cannot query valid paths on %s: %s",
+                  r->dst_name,
+                  serve_error(r->dst));
+        goto out;
+    }
+    for (i = 0; i < valid.n; i++) {
+        size_t k = pathinfo_list_find(&r->list, valid.v[i]);
+        if (k != PATHINFO_NONE && !present[k]) {
+            present[k] = 1;
+            st->paths_present++;
+        }
+    }
+    r->missing = xcalloc(r->list.n ? r->list.n : 1, sizeof(*r->missing));
+    for (i = 0; i < r->list.n; i++) {
+        if (!present[i]) {
+            r->missing[r->nmissing++] = i;
+            r->bytes_total += r->list.v[i].nar_size;
+        }
+    }
+out:
+    free(present);
+    strvec_clear(&all);
+    strvec_clear(&valid);
+    return rc;
+}
+
+/* ---- one path ---- */
+
+static void
+log_corrupt(const struct run *r,
+            const struct pathinfo *p,
+            const struct nar_out *no,
+            const struct nar_result *res)
+{
+    char want[HASH_SHA256_NIX32_LEN + 1];
+    char got[HASH_SHA256_NIX32_LEN + 1];
+
+    hash_to_nix32(p->nar_hash, HASH_SHA256_LEN, want);
+    if (no->too_big) {
+        log_error("'%s' on %s is corrupt: its NAR is larger than its "
+                  "recorded size %llu; nothing of it was copied "
+                  "(try nix-store --verify --check-contents --repair)",
+                  p->path,
+                  r->src_name,
+                  (unsigned long long)p->nar_size);
+        return;
+    }
+    hash_to_nix32(res->sha256, HASH_SHA256_LEN, got);
+    log_error("'%s' on %s is corrupt: recorded sha256:%s (%llu bytes), "
+              "got sha256:%s (%llu bytes); nothing of it was copied "
+              "(try nix-store --verify --check-contents --repair)",
+              p->path,
+              r->src_name,
+              want,
+              (unsigned long long)p->nar_size,
+              got,
+              (unsigned long long)res->size);
+}
+
+/* Produce the NAR of path index i into no. */
+static int
+produce_nar(struct run *r, size_t i, struct nar_out *no, struct nar_result *res)
+{
+    const struct pathinfo *p = &r->list.v[r->missing[i]];
+    char *full;
+    int rc;
+
+    if (r->src == NULL) {
+        full = xasprintf("%s%s", r->o->src_root ? r->o->src_root : "", p->path);
+        rc = nar_dump(full, nar_out_sink, no, res);
+        free(full);
+        return rc;
+    }
+    /* Keep a window of DumpStorePath requests queued on the source. */
+    while (r->dumps_requested < r->nmissing &&
+           r->dumps_requested < i + DUMP_WINDOW) {
+        const struct pathinfo *q = &r->list.v[r->missing[r->dumps_requested++]];
+        rc = serve_dump_request(r->src, q->path);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return serve_dump_read(r->src, nar_out_sink, no, res);
+}
+
+static int
+copy_one(struct run *r, size_t i)
+{
+    const struct pathinfo *p = &r->list.v[r->missing[i]];
+    const char **refs = xcalloc(p->nrefs + 1, sizeof(*refs));
+    struct serve_add a;
+    struct nar_out no;
+    struct nar_result res;
+    size_t k;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    memset(&no, 0, sizeof(no));
+    memset(&res, 0, sizeof(res));
+    for (k = 0; k < p->nrefs; k++) {
+        refs[k] = r->list.v[p->refs[k]].path;
+    }
+    a.path = p->path;
+    a.deriver = p->deriver;
+    memcpy(a.nar_hash, p->nar_hash, HASH_SHA256_LEN);
+    a.nar_size = p->nar_size;
+    a.refs = refs;
+    a.nrefs = p->nrefs;
+    a.sigs = (const char *const *)p->sigs.v;
+    a.nsigs = p->sigs.n;
+    a.ca = p->ca;
+    a.reg_time = p->reg_time;
+    no.r = r;
+    no.expect = p->nar_size;
+
+    rc = serve_add_begin(r->dst, &a);
+    if (rc == 0) {
+        rc = produce_nar(r, i, &no, &res);
+    }
+    if (rc == 0 && (no.seen != p->nar_size ||
+                    memcmp(res.sha256, p->nar_hash, HASH_SHA256_LEN) != 0)) {
+        rc = CR_ECORRUPT;
+    }
+    if (rc == CR_ECORRUPT && (no.too_big || res.size > 0)) {
+        log_corrupt(r, p, &no, &res);
+    }
+    if (rc == 0) {
+        /* Verified: release the tail, completing the NAR. */
+        uint64_t held = p->nar_size < HOLD_BACK ? p->nar_size : HOLD_BACK;
+        rc = serve_write_raw(r->dst, no.tail, (size_t)held);
+        r->bytes_sent += held;
+    }
+    if (rc == 0) {
+        rc = serve_add_end(r->dst, &a);
+    }
+    free(refs);
+    return rc;
+}
+
+/* Log the failure of the copy, once, with the best context available. */
+static void
+log_failure(const struct run *r, int rc)
+{
+    size_t acked = serve_acked(r->dst);
+    const char *path =
+        acked < r->nmissing ? r->list.v[r->missing[acked]].path : "closure";
+
+    if (rc == CR_ECORRUPT) {
+        return; /* logged where it was found */
+    }
+    if (serve_error(r->dst)[0] != '\0' && rc != CR_EINTR) {
+        log_error("cannot copy '%s' to %s: %s",
+                  path,
+                  r->dst_name,
+                  serve_error(r->dst));
+    } else if (r->src != NULL && serve_error(r->src)[0] != '\0' &&
+               rc != CR_EINTR) {
+        log_error("cannot read '%s' from %s: %s",
+                  path,
+                  r->src_name,
+                  serve_error(r->src));
+    } else if (rc == CR_EINTR) {
+        log_error("copy to %s interrupted", r->dst_name);
+    }
+    /* Otherwise the cause was logged where it happened (nar_dump,
+     * corruption). */
+}
+
+static int
+upload(struct run *r)
+{
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; i < r->nmissing && rc == 0; i++) {
+        rc = cr_interrupted ? CR_EINTR : copy_one(r, i);
+        progress_update(r->prog, serve_acked(r->dst), r->bytes_sent);
+    }
+    if (rc == 0) {
+        rc = serve_wait(r->dst);
+        progress_update(r->prog, serve_acked(r->dst), r->bytes_sent);
+    }
+    if (rc != 0) {
+        /* Complete requests still reach the remote and are counted;
+         * the incomplete one is cut off, so it is never registered. */
+        serve_abort(r->dst);
+        if (r->src != NULL) {
+            serve_abort(r->src);
+        }
+        log_failure(r, rc);
+    }
+    return rc;
+}
+
+static int
+query_source(struct run *r, struct host *src, const struct strvec *roots)
+{
+    int rc;
+
+    if (src->is_local) {
+        return pathinfo_query_local(src, roots, r->o->src_store, &r->list);
+    }
+    rc = open_serve(src, r->src_name, r, 0, &r->src);
+    if (rc == 0) {
+        rc = pathinfo_query_serve(r->src, roots, &r->list);
+    }
+    return rc;
+}
+
+/* Upload what is missing, with the progress line. */
+static int
+transfer(struct run *r, struct copy_stats *st)
+{
+    int rc;
+
+    log_debug("%zu of %zu paths missing on %s (%.1f MiB)",
+              r->nmissing,
+              r->list.n,
+              r->dst_name,
+              (double)r->bytes_total / (1024.0 * 1024.0));
+    r->prog = progress_new(
+        stderr, "copying", progress_wanted(r->o->quiet) && r->nmissing > 0);
+    progress_set_total(r->prog, r->nmissing, r->bytes_total);
+    rc = upload(r);
+    st->paths_copied = serve_acked(r->dst);
+    st->bytes = r->bytes_sent;
+    progress_free(r->prog);
+    r->prog = NULL;
+    return rc;
+}
+
+/* End the connections (or hand the destination over in *keep). */
+static int
+finish(struct run *r, struct copy_session **keep)
+{
+    int rc = 0;
+
+    if (keep == NULL) {
+        rc = serve_finish(r->dst);
+        if (rc != 0) {
+            log_error("nix-store --serve on %s failed: %s",
+                      r->dst_name,
+                      serve_error(r->dst));
+            return rc;
+        }
+    } else {
+        struct copy_session *s = xcalloc(1, sizeof(*s));
+        s->conn = r->dst;
+        s->name = xstrdup(r->dst_name);
+        r->dst = NULL;
+        *keep = s;
+    }
+    if (r->src != NULL) {
+        (void)serve_finish(r->src);
+    }
+    return rc;
+}
+
+int
+copy_closure(struct host *src,
+             struct host *dst,
+             const struct strvec *roots,
+             const struct copy_opts *opts,
+             struct copy_stats *stats,
+             struct copy_session **keep)
+{
+    struct copy_stats st;
+    struct run r;
+    double t0 = progress_now();
+    int rc;
+
+    if (keep != NULL) {
+        *keep = NULL;
+    }
+    memset(&st, 0, sizeof(st));
+    memset(&r, 0, sizeof(r));
+    r.o = opts;
+    r.src_name = opts->src_name ? opts->src_name : src->name;
+    r.dst_name = opts->dst_name ? opts->dst_name : dst->name;
+    pathinfo_list_init(&r.list);
+
+    rc = query_source(&r, src, roots);
+    if (rc == 0) {
+        rc = open_serve(dst, r.dst_name, &r, 1, &r.dst);
+    }
+    if (rc == 0) {
+        st.paths_total = r.list.n;
+        rc = find_missing(&r, &st);
+    }
+    if (rc == 0) {
+        rc = transfer(&r, &st);
+    }
+    if (rc == 0) {
+        rc = finish(&r, keep);
+    }
+    st.seconds = progress_now() - t0;
+    if (rc == 0) {
+        log_info("copied %zu paths, %.1f MiB in %.1f s; %zu already present",
+                 st.paths_copied,
+                 (double)st.bytes / (1024.0 * 1024.0),
+                 st.seconds,
+                 st.paths_present);
+    }
+    if (stats != NULL) {
+        *stats = st;
+    }
+    serve_free(r.dst);
+    serve_free(r.src);
+    free(r.missing);
+    pathinfo_list_release(&r.list);
+    return rc;
+}
+
+int
+copy_session_close(struct copy_session *s)
+{
+    int rc;
+
+    if (s == NULL) {
+        return 0;
+    }
+    rc = serve_finish(s->conn);
+    if (rc != 0) {
+        log_error("nix-store --serve on %s failed: %s",
+                  s->name,
+                  serve_error(s->conn));
+    }
+    serve_free(s->conn);
+    free(s->name);
+    free(s);
+    return rc;
+}
