@@ -1,0 +1,824 @@
+/* test_pathinfo.c: dump-db and path-info JSON parsing (every shape Nix and
+ * Lix print), the topological sort, and the local and serve queries
+ * against fakes. */
+#include "testutil.h"
+
+#include "crebuild/hash.h"
+#include "crebuild/log.h"
+#include "crebuild/pathinfo.h"
+#include "crebuild/serve.h"
+#include "crebuild/strbuf.h"
+#include "crebuild/util.h"
+
+#include <stdint.h>
+
+#define SP "/nix/store/"
+#define A  SP "55dzh5cdrknsbxf2alivm76k7cp8qglv-leaf-a"
+#define B  SP "ygy2qkk09gvgw9a0d68frpla7v229086-dir-b"
+#define C  SP "5a2yr6wsg1rkh63v1wa3k7105gj4nz2c-top-c"
+#define HA "1c37d01af40be2e80691de3cc3df44377a699afbb17c68f080964b2fd071fc13"
+#define HB "eb92eccda81b35a971ea43ae082aacc49dc24776a1795c57dcffe109a6878bba"
+#define HC "6808fc2760e0a72ebe62951261d01063aaf604b5b161c156c4d842a7e4ecc4fa"
+
+/* `nix-store --dump-db A B C` as Nix 2.8 printed it. */
+static const char dump_db[] =
+    A "\n" HA "\n120\n" SP "0z2cf8naams4mbi8z0af0hc6zgq41pdr-leaf-a.drv\n0\n" B
+      "\n" HB "\n1312\n" SP "ic0px8x2k69l3iqbdcyxs0hsj9dn5nj8-dir-b.drv\n1\n" A
+      "\n" C "\n" HC "\n3000520\n\n2\n" B "\n" C "\n";
+
+static char *logbuf;
+static size_t loglen;
+static FILE *logfp;
+
+static int
+setup(void **state)
+{
+    (void)state;
+    logfp = open_memstream(&logbuf, &loglen);
+    log_set_stream(logfp);
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    log_set_stream(NULL);
+    fclose(logfp);
+    free(logbuf);
+    logbuf = NULL;
+    return 0;
+}
+
+static const char *
+logged(void)
+{
+    fflush(logfp);
+    return logbuf;
+}
+
+static void
+list_abc(struct pathinfo_list *l)
+{
+    pathinfo_list_init(l);
+    pathinfo_list_add(l, C);
+    pathinfo_list_add(l, A);
+    pathinfo_list_add(l, B);
+}
+
+static const char *
+hex_of(const struct pathinfo *p)
+{
+    static char hex[65];
+    hash_to_hex(p->nar_hash, 32, hex);
+    return hex;
+}
+
+/* ---- the list ---- */
+
+static void
+test_list_index(void **state)
+{
+    struct pathinfo_list l = PATHINFO_LIST_INIT;
+    char name[64];
+
+    (void)state;
+    assert_int_equal(pathinfo_list_find(&l, A), PATHINFO_NONE);
+    for (int i = 0; i < 5000; i++) {
+        snprintf(name, sizeof(name), SP "%032d-p", i);
+        assert_int_equal(pathinfo_list_add(&l, name), (size_t)i);
+    }
+    assert_int_equal(
+        pathinfo_list_add(&l, SP "00000000000000000000000000000007-p"), 7);
+    for (int i = 0; i < 5000; i++) {
+        snprintf(name, sizeof(name), SP "%032d-p", i);
+        assert_int_equal(pathinfo_list_find(&l, name), (size_t)i);
+    }
+    assert_int_equal(pathinfo_list_find(&l, A), PATHINFO_NONE);
+    assert_int_equal(l.n, 5000);
+    pathinfo_list_release(&l);
+}
+
+/* ---- dump-db ---- */
+
+static void
+test_dump_db(void **state)
+{
+    struct pathinfo_list l;
+    size_t a, b, c;
+
+    (void)state;
+    list_abc(&l);
+    assert_int_equal(pathinfo_parse_dump_db(&l, dump_db, strlen(dump_db)), 0);
+    a = pathinfo_list_find(&l, A);
+    b = pathinfo_list_find(&l, B);
+    c = pathinfo_list_find(&l, C);
+    assert_true(l.v[a].have_meta && l.v[b].have_meta && l.v[c].have_meta);
+    assert_string_equal(hex_of(&l.v[a]), HA);
+    assert_string_equal(hex_of(&l.v[c]), HC);
+    assert_int_equal(l.v[a].nar_size, 120);
+    assert_int_equal(l.v[c].nar_size, 3000520);
+    assert_string_equal(l.v[a].deriver,
+                        SP "0z2cf8naams4mbi8z0af0hc6zgq41pdr-leaf-a.drv");
+    assert_null(l.v[c].deriver);
+    assert_int_equal(l.v[a].nrefs, 0);
+    assert_int_equal(l.v[b].nrefs, 1);
+    assert_int_equal(l.v[b].refs[0], a);
+    assert_int_equal(l.v[c].nrefs, 2);
+    assert_int_equal(l.v[c].refs[0], b);
+    assert_int_equal(l.v[c].refs[1], c); /* self reference kept */
+    assert_int_equal(pathinfo_list_bytes(&l), 120 + 1312 + 3000520);
+    pathinfo_list_release(&l);
+}
+
+static void
+test_dump_db_bad(void **state)
+{
+    static const struct {
+        const char *text, *err;
+    } v[] = {
+        {SP "zzzz-unknown\n" HA "\n1\n\n0\n", "unexpected path"},
+        {A "\nnothex\n120\n\n0\n", "cannot parse"},
+        {A "\n" HA "\n12x\n\n0\n", "cannot parse"},
+        {A "\n" HA "\n120\n\n1\n" SP "zzzz-other\n", "not in its closure"},
+        {A "\n" HA "\n120\n\n2\n" B "\n", "cannot parse"},
+        {A "\n" HA "\n120\n", "cannot parse"},
+        {A "\n" HA "\n120\n\n99\n", "cannot parse"},
+    };
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+        struct pathinfo_list l;
+        list_abc(&l);
+        if (pathinfo_parse_dump_db(&l, v[i].text, strlen(v[i].text)) !=
+            CR_ENIX) {
+            fail_msg("case %zu accepted", i);
+        }
+        assert_non_null(strstr(logged(), v[i].err));
+        pathinfo_list_release(&l);
+    }
+}
+
+/* ---- path-info JSON ---- */
+
+struct json_case {
+    const char *name;
+    const char *json;
+    /* expected for A (signed, registered) and C (content-addressed) */
+    const char *sigs_a; /* joined with ' ' */
+    const char *ca_c;
+    uint64_t reg_a;
+};
+
+static const struct json_case json_cases[] = {
+    {"nix 2.8 array",
+     "[{\"path\":\"" A "\",\"narHash\":\"sha256-HDfQGvQL4ugGkd48w99EN3ppmvuxfGj"
+     "wgJZLL9Bx/BM=\",\"narSize\":120,\"references\":[],\"deriver\":\"" SP
+     "0z2cf8naams4mbi8z0af0hc6zgq41pdr-leaf-a.drv\",\"registrationTime\":"
+     "1795674126,\"ultimate\":true,\"signatures\":[\"k1:c2ln\",\"k2:c2lo\"]},"
+     "{\"path\":\"" B "\",\"narHash\":\"sha256-65LszagbNalx6kOuCCqsxJ3CR3ahe"
+     "VxX3P/hCaaHi7o=\",\"narSize\":1312,\"references\":[\"" A "\"]},"
+     "{\"path\":\"" C "\",\"narHash\":\"sha256-aAj8J2Dgpy6+YpUSYdAQY6r2BLWxYc"
+     "FWxNhCp+TsxPo=\",\"narSize\":3000520,\"references\":[\"" B "\"],"
+     "\"ca\":\"fixed:r:sha256:1yn4xkjafhnqqibc2qdinl2gdak3238624lmcaz2x9z0c0k"
+     "zq238\"},"
+     "{\"path\":\"" SP "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-gone\",\"valid\":"
+     "false}]",
+     "k1:c2ln k2:c2lo",
+     "fixed:r:sha256:1yn4xkjafhnqqibc2qdinl2gdak3238624lmcaz2x9z0c0kzq238",
+     1795674126},
+    {"nix 2.19 object",
+     "{\"" A "\":{\"narHash\":\"sha256-HDfQGvQL4ugGkd48w99EN3ppmvuxfGjwgJZLL9"
+     "Bx/BM=\",\"narSize\":120,\"references\":[],\"registrationTime\":17,"
+     "\"signatures\":[\"k1:c2ln\"]},"
+     "\"" SP "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-gone\":null,"
+     "\"" C "\":{\"narHash\":\"sha256-aAj8J2Dgpy6+YpUSYdAQY6r2BLWxYcFWxNhCp+T"
+     "sxPo=\",\"narSize\":3000520,\"references\":[],\"ca\":\"text:sha256:"
+     "1yn4xkjafhnqqibc2qdinl2gdak3238624lmcaz2x9z0c0kzq238\"}}",
+     "k1:c2ln",
+     "text:sha256:1yn4xkjafhnqqibc2qdinl2gdak3238624lmcaz2x9z0c0kzq238",
+     17},
+    {"nix 2.23 object with nulls",
+     "{\"" A "\":{\"ca\":null,\"deriver\":null,\"narHash\":\"sha256-HDfQGvQL4"
+     "ugGkd48w99EN3ppmvuxfGjwgJZLL9Bx/BM=\",\"narSize\":120,\"references\":"
+     "[],\"registrationTime\":null,\"signatures\":[],\"ultimate\":false},"
+     "\"" B "\":{\"ca\":null,\"deriver\":null,\"narHash\":\"x\",\"narSize\":1,"
+     "\"references\":[],\"registrationTime\":5,\"signatures\":null,"
+     "\"ultimate\":false},"
+     "\"" C "\":{\"ca\":null,\"deriver\":null,\"narHash\":\"x\",\"narSize\":1,"
+     "\"references\":[],\"registrationTime\":5,\"signatures\":[],"
+     "\"ultimate\":false}}",
+     "",
+     NULL,
+     0},
+    {"nix 2.33 v1",
+     "{\"" A "\":{\"version\":1,\"storeDir\":\"/nix/store\",\"ca\":null,"
+     "\"deriver\":null,\"narHash\":\"sha256-HDfQGvQL4ugGkd48w99EN3ppmvuxfGjwg"
+     "JZLL9Bx/BM=\",\"narSize\":120,\"references\":[],\"registrationTime\":"
+     "1700000000,\"signatures\":[\"cache.example.org-1:c2ln\"],\"ultimate\":"
+     "false},\"" C "\":{\"version\":1,\"storeDir\":\"/nix/store\",\"ca\":"
+     "\"fixed:sha256:1yn4xkjafhnqqibc2qdinl2gdak3238624lmcaz2x9z0c0kzq238\","
+     "\"deriver\":null,\"narHash\":\"sha256-aAj8J2Dgpy6+YpUSYdAQY6r2BLWxYcFWx"
+     "NhCp+TsxPo=\",\"narSize\":3000520,\"references\":[],\"registrationTime"
+     "\":null,\"signatures\":[],\"ultimate\":false}}",
+     "cache.example.org-1:c2ln",
+     "fixed:sha256:1yn4xkjafhnqqibc2qdinl2gdak3238624lmcaz2x9z0c0kzq238",
+     1700000000},
+    {"nix 2.33 v2 envelope",
+     "{\"version\":2,\"storeDir\":\"/nix/store\",\"info\":{"
+     "\"55dzh5cdrknsbxf2alivm76k7cp8qglv-leaf-a\":{\"version\":2,\"ca\":null,"
+     "\"narHash\":\"sha256-HDfQGvQL4ugGkd48w99EN3ppmvuxfGjwgJZLL9Bx/BM=\","
+     "\"narSize\":120,\"references\":[],\"registrationTime\":9,\"signatures"
+     "\":[\"k1:c2ln\"]},\"5a2yr6wsg1rkh63v1wa3k7105gj4nz2c-top-c\":{\"ca\":{"
+     "\"method\":\"nar\",\"hash\":\"sha256-aAj8J2Dgpy6+YpUSYdAQY6r2BLWxYcFWxNh"
+     "Cp+TsxPo=\"},\"narSize\":1,\"references\":[]}}}",
+     "k1:c2ln",
+     "fixed:r:sha256:1yn4xkjafhnqqibc2qdinl2gdak3238624lmcaz2x9z0c0kzq238",
+     9},
+    {"nix 2.35 v3 structured signatures and hash object",
+     "{\"version\":3,\"storeDir\":\"/nix/store\",\"info\":{"
+     "\"55dzh5cdrknsbxf2alivm76k7cp8qglv-leaf-a\":{\"signatures\":[{"
+     "\"keyName\":\"k1\",\"sig\":\"c2ln\"},{\"keyName\":\"k2\",\"sig\":"
+     "\"c2lo\"}]},\"5a2yr6wsg1rkh63v1wa3k7105gj4nz2c-top-c\":{\"ca\":{"
+     "\"method\":\"text\",\"hash\":{\"algorithm\":\"sha256\",\"format\":"
+     "\"base16\",\"hash\":\"" HC "\"}}}}}",
+     "k1:c2ln k2:c2lo",
+     "text:sha256:1yn4xkjafhnqqibc2qdinl2gdak3238624lmcaz2x9z0c0kzq238",
+     0},
+    {"lix array with SRI and no optional fields",
+     "[{\"path\":\"" A "\",\"narHash\":\"sha256-HDfQGvQL4ugGkd48w99EN3ppmvux"
+     "fGjwgJZLL9Bx/BM=\",\"narSize\":120,\"references\":[],"
+     "\"registrationTime\":3}]",
+     "",
+     NULL,
+     3},
+};
+
+static void
+test_json_shapes(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(json_cases); i++) {
+        const struct json_case *jc = &json_cases[i];
+        struct pathinfo_list l;
+        struct pathinfo *a;
+        struct pathinfo *c;
+        char *sigs;
+
+        list_abc(&l);
+        /* Stale values must be replaced, not appended to. */
+        a = &l.v[pathinfo_list_find(&l, A)];
+        c = &l.v[pathinfo_list_find(&l, C)];
+        strvec_push(&a->sigs, "stale:x");
+        if (strstr(jc->json, "top-c") != NULL) {
+            c->ca = xstrdup("stale");
+        }
+        if (pathinfo_parse_json(&l, jc->json, strlen(jc->json)) != 0) {
+            fail_msg("%s: rejected", jc->name);
+        }
+        sigs = strvec_join(&a->sigs, " ");
+        if (strcmp(sigs, jc->sigs_a) != 0) {
+            fail_msg("%s: sigs '%s', want '%s'", jc->name, sigs, jc->sigs_a);
+        }
+        free(sigs);
+        if (jc->ca_c == NULL) {
+            assert_null(c->ca);
+        } else {
+            if (c->ca == NULL) {
+                fail_msg("%s: no ca", jc->name);
+            }
+            if (strcmp(c->ca, jc->ca_c) != 0) {
+                fail_msg("%s: ca '%s'", jc->name, c->ca);
+            }
+        }
+        assert_int_equal(a->reg_time, jc->reg_a);
+        pathinfo_list_release(&l);
+    }
+}
+
+static void
+test_json_bad(void **state)
+{
+    static const char *const bad[] = {
+        "", "not json", "[1,2", "42", "\"string\"", "null"};
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        struct pathinfo_list l;
+        list_abc(&l);
+        if (pathinfo_parse_json(&l, bad[i], strlen(bad[i])) != CR_ENIX) {
+            fail_msg("accepted '%s'", bad[i]);
+        }
+        pathinfo_list_release(&l);
+    }
+    /* Odd but harmless members are skipped. */
+    {
+        static const char odd[] = "[1, \"x\", {\"nopath\":1}, {\"path\":"
+                                  "\"" A "\",\"signatures\":[1,{\"a\":1},"
+                                  "\"k:v\"],\"ca\":42}]";
+        struct pathinfo_list l;
+        list_abc(&l);
+        assert_int_equal(pathinfo_parse_json(&l, odd, strlen(odd)), 0);
+        assert_int_equal(l.v[pathinfo_list_find(&l, A)].sigs.n, 1);
+        pathinfo_list_release(&l);
+    }
+}
+
+/* ---- topological sort ---- */
+
+struct graph_case {
+    const char *name;
+    int n;
+    const char *edges; /* "0>1 1>2": 0 references 1 */
+    const char *want;  /* resulting order, or NULL for a cycle */
+};
+
+static const struct graph_case graphs[] = {
+    {"empty", 0, "", ""},
+    {"single", 1, "", "0"},
+    {"sorted stays", 3, "1>0 2>1", "012"},
+    {"reversed chain", 3, "0>1 1>2", "210"},
+    {"diamond", 4, "0>1 0>2 1>3 2>3", "3120"},
+    {"self references ignored", 2, "0>0 0>1 1>1", "10"},
+    {"independent order kept", 4, "2>3", "0132"},
+    {"cycle", 3, "0>1 1>2 2>0", NULL},
+    {"two-cycle", 2, "0>1 1>0", NULL},
+};
+
+static void
+test_toposort(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(graphs); i++) {
+        const struct graph_case *g = &graphs[i];
+        struct pathinfo_list l = PATHINFO_LIST_INIT;
+        char name[32];
+        const char *e;
+        int rc;
+
+        for (int k = 0; k < g->n; k++) {
+            snprintf(name, sizeof(name), "%d", k);
+            pathinfo_list_add(&l, name);
+            l.v[k].refs = xcalloc((size_t)g->n, sizeof(uint32_t));
+        }
+        for (e = g->edges; *e;) {
+            int from = e[0] - '0';
+            int to = e[2] - '0';
+            l.v[from].refs[l.v[from].nrefs++] = (uint32_t)to;
+            e += e[3] ? 4 : 3;
+        }
+        rc = pathinfo_toposort(&l);
+        if (g->want == NULL) {
+            if (rc != CR_ENIX) {
+                fail_msg("%s: cycle not found", g->name);
+            }
+            assert_non_null(strstr(logged(), "cycle"));
+        } else {
+            struct strbuf got = STRBUF_INIT;
+            assert_int_equal(rc, 0);
+            for (size_t k = 0; k < l.n; k++) {
+                strbuf_addstr(&got, l.v[k].path);
+                /* References were remapped to the new positions. */
+                for (size_t r = 0; r < l.v[k].nrefs; r++) {
+                    assert_true(l.v[k].refs[r] <= k);
+                }
+                assert_int_equal(pathinfo_list_find(&l, l.v[k].path), k);
+            }
+            if (strcmp(got.buf, g->want) != 0) {
+                fail_msg("%s: got %s, want %s", g->name, got.buf, g->want);
+            }
+            strbuf_release(&got);
+        }
+        pathinfo_list_release(&l);
+    }
+}
+
+static void
+test_toposort_deep_chain(void **state)
+{
+    /* 100000 paths in one chain, listed top first: no recursion. */
+    const size_t n = 100000;
+    struct pathinfo_list l = PATHINFO_LIST_INIT;
+    char name[32];
+
+    (void)state;
+    for (size_t k = 0; k < n; k++) {
+        snprintf(name, sizeof(name), "p%zu", k);
+        pathinfo_list_add(&l, name);
+        if (k + 1 < n) {
+            l.v[k].refs = xcalloc(1, sizeof(uint32_t));
+            l.v[k].refs[0] = (uint32_t)(k + 1);
+            l.v[k].nrefs = 1;
+        }
+    }
+    assert_int_equal(pathinfo_toposort(&l), 0);
+    snprintf(name, sizeof(name), "p%zu", n - 1);
+    assert_string_equal(l.v[0].path, name);
+    assert_string_equal(l.v[n - 1].path, "p0");
+    pathinfo_list_release(&l);
+}
+
+/* ---- local query against a fake host ---- */
+
+struct fake_host {
+    struct host h;
+    struct strbuf log; /* one line per command run */
+    int fail_json;
+    int nruns;
+    size_t max_args_bytes;
+    const char *closure; /* -qR output */
+    int dump_db_extra;   /* generate records for synthetic paths */
+};
+
+static void
+gen_dump_db(const struct strvec *argv, size_t first, struct strbuf *out)
+{
+    for (size_t i = first; i < argv->n; i++) {
+        const char *p = argv->v[i];
+        if (strcmp(p, A) == 0) {
+            strbuf_addf(out, "%s\n%s\n120\n\n0\n", A, HA);
+        } else if (strcmp(p, B) == 0) {
+            strbuf_addf(out, "%s\n%s\n1312\n\n1\n%s\n", B, HB, A);
+        } else if (strcmp(p, C) == 0) {
+            strbuf_addf(out, "%s\n%s\n3000520\n\n2\n%s\n%s\n", C, HC, C, B);
+        } else {
+            /* synthetic: /nix/store/<n>-syn references its predecessor */
+            unsigned long k = strtoul(p + strlen(SP), NULL, 10);
+            strbuf_addf(out, "%s\n%s\n8\n\n", p, HA);
+            if (k > 0) {
+                strbuf_addf(out, "1\n" SP "%032lu-syn\n", k - 1);
+            } else {
+                strbuf_addstr(out, "0\n");
+            }
+        }
+    }
+}
+
+static int
+fh_run(struct host *h, const struct host_cmd *cmd, int *status)
+{
+    struct fake_host *f = (struct fake_host *)h;
+    const struct strvec *argv = cmd->argv;
+    size_t bytes = 0;
+    size_t first = 1;
+    char *joined;
+
+    f->nruns++;
+    *status = 0;
+    assert_non_null(cmd->out);
+    for (size_t i = 1; i < argv->n; i++) {
+        bytes += strlen(argv->v[i]) + 1;
+        if (argv->v[i][0] == '-' || strcmp(argv->v[i], "nix-command") == 0 ||
+            strcmp(argv->v[i], "path-info") == 0 ||
+            strcmp(argv->v[i], "/tmp/st") == 0) {
+            first = i + 1;
+        }
+    }
+    if (bytes > f->max_args_bytes) {
+        f->max_args_bytes = bytes;
+    }
+    joined = strvec_join(argv, " ");
+    strbuf_addf(&f->log, "%.60s\n", joined);
+    free(joined);
+    if (strcmp(argv->v[0], "nix-store") == 0) {
+        for (size_t i = 1; i < argv->n; i++) {
+            if (strcmp(argv->v[i], "--requisites") == 0) {
+                strbuf_addstr(cmd->out, f->closure);
+                return 0;
+            }
+            if (strcmp(argv->v[i], "--dump-db") == 0) {
+                gen_dump_db(argv, first, cmd->out);
+                return 0;
+            }
+        }
+    }
+    if (strcmp(argv->v[0], "nix") == 0) {
+        if (f->fail_json) {
+            strbuf_addstr(cmd->err,
+                          "error: experimental Nix feature "
+                          "'nix-command' is disabled\n");
+            *status = 1;
+            return 0;
+        }
+        strbuf_addstr(cmd->out,
+                      "[{\"path\":\"" A "\",\"signatures\":"
+                      "[\"k:c2ln\"]}]");
+        return 0;
+    }
+    *status = 1;
+    return 0;
+}
+
+static void
+fh_free(struct host *h)
+{
+    (void)h;
+}
+
+static const struct host_ops fh_ops = {fh_run, NULL, fh_free};
+
+static void
+fh_init(struct fake_host *f, const char *closure)
+{
+    memset(f, 0, sizeof(*f));
+    f->h.ops = &fh_ops;
+    f->h.name = (char *)(uintptr_t) "localhost";
+    f->h.is_local = 1;
+    strbuf_init(&f->log, 0);
+    f->closure = closure;
+}
+
+static void
+test_query_local(void **state)
+{
+    struct fake_host f;
+    struct pathinfo_list l = PATHINFO_LIST_INIT;
+    struct strvec roots = STRVEC_INIT;
+
+    (void)state;
+    /* An order that is not dependency-first: the sort must fix it. */
+    fh_init(&f, C "\n" A "\n" B "\n");
+    strvec_push(&roots, C);
+    assert_int_equal(pathinfo_query_local(&f.h, &roots, "/tmp/st", &l), 0);
+    assert_int_equal(f.nruns, 3);
+    assert_string_equal(
+        f.log.buf,
+        "nix-store --store /tmp/st --query --requisites " SP "5a\n"
+        "nix-store --store /tmp/st --dump-db " SP "5a2yr6wsg1rkh\n"
+        "nix --extra-experimental-features nix-command path-info --js\n");
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.v[0].path, A);
+    assert_string_equal(l.v[1].path, B);
+    assert_string_equal(l.v[2].path, C);
+    assert_int_equal(l.v[0].sigs.n, 1);
+    assert_int_equal(l.v[2].nrefs, 2);
+    assert_int_equal(l.v[2].refs[0], 2);
+    assert_int_equal(l.v[2].refs[1], 1);
+    pathinfo_list_release(&l);
+    strvec_clear(&roots);
+    strbuf_release(&f.log);
+}
+
+static void
+test_query_local_json_fails(void **state)
+{
+    struct fake_host f;
+    struct pathinfo_list l = PATHINFO_LIST_INIT;
+    struct strvec roots = STRVEC_INIT;
+
+    (void)state;
+    fh_init(&f, A "\n" B "\n");
+    f.fail_json = 1;
+    strvec_push(&roots, B);
+    assert_int_equal(pathinfo_query_local(&f.h, &roots, NULL, &l), 0);
+    assert_non_null(strstr(logged(), "warning: cannot query signatures"));
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.v[0].sigs.n, 0);
+    pathinfo_list_release(&l);
+    strvec_clear(&roots);
+    strbuf_release(&f.log);
+}
+
+static void
+test_query_local_batches(void **state)
+{
+    /* 5000 paths of 60 bytes: several runs, each argv within bounds;
+     * path-info is not retried after it fails once. */
+    struct fake_host f;
+    struct pathinfo_list l = PATHINFO_LIST_INIT;
+    struct strvec roots = STRVEC_INIT;
+    struct strbuf closure = STRBUF_INIT;
+    const int n = 5000;
+
+    (void)state;
+    for (int k = n - 1; k >= 0; k--) {
+        strbuf_addf(&closure, SP "%032d-syn\n", k);
+    }
+    fh_init(&f, closure.buf);
+    f.fail_json = 1;
+    strvec_push(&roots, SP "00000000000000000000000000004999-syn");
+    assert_int_equal(pathinfo_query_local(&f.h, &roots, NULL, &l), 0);
+    assert_int_equal(l.n, (size_t)n);
+    assert_true(f.max_args_bytes <= 100 * 1024);
+    assert_true(f.nruns >= 1 + 3 + 1);
+    assert_true(f.nruns <= 1 + 4 + 1);
+    /* Dependency-first: the chain's bottom comes first. */
+    assert_string_equal(l.v[0].path, SP "00000000000000000000000000000000-syn");
+    pathinfo_list_release(&l);
+    strvec_clear(&roots);
+    strbuf_release(&closure);
+    strbuf_release(&f.log);
+}
+
+static void
+test_query_local_errors(void **state)
+{
+    struct fake_host f;
+    struct pathinfo_list l = PATHINFO_LIST_INIT;
+    struct strvec roots = STRVEC_INIT;
+
+    (void)state;
+    /* A reference outside the closure -qR printed. */
+    fh_init(&f, A "\n" SP "00000000000000000000000000000005-syn\n");
+    strvec_push(&roots, A);
+    assert_int_equal(pathinfo_query_local(&f.h, &roots, NULL, &l), CR_ENIX);
+    assert_non_null(strstr(logged(), "is not in its closure"));
+    pathinfo_list_release(&l);
+    strvec_clear(&roots);
+    strbuf_release(&f.log);
+}
+
+/* ---- serve query against a fake stream ---- */
+
+struct fake_stream {
+    struct stream s;
+    struct strbuf in;
+    size_t pos;
+    int closed;
+};
+
+static int
+fs_write(struct stream *s, const void *b, size_t n)
+{
+    (void)s;
+    (void)b;
+    (void)n;
+    return 0;
+}
+
+static ssize_t
+fs_read(struct stream *s, void *b, size_t n)
+{
+    struct fake_stream *f = (struct fake_stream *)s;
+    size_t k = f->in.len - f->pos;
+    if (k > n) {
+        k = n;
+    }
+    memcpy(b, f->in.buf + f->pos, k);
+    f->pos += k;
+    return (ssize_t)k;
+}
+
+static ssize_t
+fs_read_nb(struct stream *s, void *b, size_t n, int *eof)
+{
+    *eof = 0;
+    return fs_read(s, b, n);
+}
+
+static int
+fs_eof(struct stream *s)
+{
+    (void)s;
+    return 0;
+}
+
+static int
+fs_close(struct stream *s, int *status, struct strbuf *err)
+{
+    (void)err;
+    ((struct fake_stream *)s)->closed = 1;
+    *status = 0;
+    return 0;
+}
+
+static const struct stream_ops fs_ops = {
+    fs_write, fs_read, fs_read_nb, fs_eof, fs_close};
+
+static void
+put_u64(struct strbuf *sb, uint64_t v)
+{
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++) {
+        b[i] = (unsigned char)(v >> (8 * i));
+    }
+    strbuf_add(sb, b, 8);
+}
+
+static void
+put_str(struct strbuf *sb, const char *s)
+{
+    static const char zero[8];
+    size_t n = strlen(s);
+    put_u64(sb, n);
+    strbuf_add(sb, s, n);
+    strbuf_add(sb, zero, (8 - n % 8) % 8);
+}
+
+static void
+put_info(struct strbuf *in,
+         const char *path,
+         const char *hex,
+         uint64_t size,
+         const char *ref1,
+         const char *ref2)
+{
+    unsigned char h[32];
+    char n32[53];
+
+    hash_from_hex(hex, 64, h, 32);
+    hash_to_nix32(h, 32, n32);
+    put_str(in, path);
+    put_str(in, "");
+    put_u64(in, (ref1 != NULL) + (ref2 != NULL));
+    if (ref1) {
+        put_str(in, ref1);
+    }
+    if (ref2) {
+        put_str(in, ref2);
+    }
+    put_u64(in, size);
+    put_u64(in, size);
+    {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "sha256:%s", n32);
+        put_str(in, buf);
+    }
+    put_str(in, "");
+    put_u64(in, 0);
+}
+
+static void
+test_query_serve(void **state)
+{
+    struct fake_stream f;
+    struct serve_conn *c = NULL;
+    struct pathinfo_list l = PATHINFO_LIST_INIT;
+    struct strvec roots = STRVEC_INIT;
+
+    (void)state;
+    memset(&f, 0, sizeof(f));
+    f.s.ops = &fs_ops;
+    strbuf_init(&f.in, 0);
+    put_u64(&f.in, SERVE_MAGIC_2);
+    put_u64(&f.in, 0x207);
+    put_u64(&f.in, 3); /* QueryClosure: sorted by name, not dependency */
+    put_str(&f.in, C);
+    put_str(&f.in, A);
+    put_str(&f.in, B);
+    put_info(&f.in, C, HC, 3000520, B, C);
+    put_info(&f.in, A, HA, 120, NULL, NULL);
+    put_info(&f.in, B, HB, 1312, A, NULL);
+    put_str(&f.in, "");
+    assert_int_equal(serve_open(&f.s, "builder", &c), 0);
+    strvec_push(&roots, C);
+    assert_int_equal(pathinfo_query_serve(c, &roots, &l), 0);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.v[0].path, A);
+    assert_string_equal(l.v[1].path, B);
+    assert_string_equal(l.v[2].path, C);
+    assert_string_equal(hex_of(&l.v[2]), HC);
+    assert_int_equal(l.v[2].nar_size, 3000520);
+    serve_free(c);
+    pathinfo_list_release(&l);
+    strvec_clear(&roots);
+    strbuf_release(&f.in);
+}
+
+static void
+test_query_serve_missing_info(void **state)
+{
+    struct fake_stream f;
+    struct serve_conn *c = NULL;
+    struct pathinfo_list l = PATHINFO_LIST_INIT;
+    struct strvec roots = STRVEC_INIT;
+
+    (void)state;
+    memset(&f, 0, sizeof(f));
+    f.s.ops = &fs_ops;
+    strbuf_init(&f.in, 0);
+    put_u64(&f.in, SERVE_MAGIC_2);
+    put_u64(&f.in, 0x207);
+    put_u64(&f.in, 2);
+    put_str(&f.in, A);
+    put_str(&f.in, B);
+    put_info(&f.in, B, HB, 1312, A, NULL);
+    put_str(&f.in, "");
+    assert_int_equal(serve_open(&f.s, "builder", &c), 0);
+    strvec_push(&roots, B);
+    assert_int_equal(pathinfo_query_serve(c, &roots, &l), CR_ENIX);
+    assert_non_null(strstr(logged(), "no metadata for '" A "'"));
+    serve_free(c);
+    pathinfo_list_release(&l);
+    strvec_clear(&roots);
+    strbuf_release(&f.in);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_list_index),
+        cmocka_unit_test(test_dump_db),
+        cmocka_unit_test(test_dump_db_bad),
+        cmocka_unit_test(test_json_shapes),
+        cmocka_unit_test(test_json_bad),
+        cmocka_unit_test(test_toposort),
+        cmocka_unit_test(test_toposort_deep_chain),
+        cmocka_unit_test(test_query_local),
+        cmocka_unit_test(test_query_local_json_fails),
+        cmocka_unit_test(test_query_local_batches),
+        cmocka_unit_test(test_query_local_errors),
+        cmocka_unit_test(test_query_serve),
+        cmocka_unit_test(test_query_serve_missing_info),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
