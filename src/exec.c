@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <glob.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -786,7 +787,21 @@ exec_plan(struct exec_ctx *x, const struct plan *p)
         if (s->phase != NULL) {
             events_phase_start(x->events, s->phase, hn);
         }
+        /* The profile change is not interruptible: a signal that arrives
+         * meanwhile is handled once it is done (and then undone, below). */
+        int is_profile = s->phase != NULL && strcmp(s->phase, "profile") == 0;
+        sigset_t block, old;
+        sigemptyset(&block);
+        sigaddset(&block, SIGINT);
+        sigaddset(&block, SIGTERM);
+        if (is_profile) {
+            sigprocmask(SIG_BLOCK, &block, &old);
+            profile_set = (int)s->host;
+        }
         int r = run_step(x, s);
+        if (is_profile) {
+            sigprocmask(SIG_SETMASK, &old, NULL);
+        }
         if (s->phase != NULL) {
             clock_gettime(CLOCK_MONOTONIC, &t1);
             events_phase_end(x->events, s->phase, hn, r == 0,
@@ -795,9 +810,6 @@ exec_plan(struct exec_ctx *x, const struct plan *p)
         }
         if (r != 0 && ret == 0) {
             ret = r;
-        }
-        if (r == 0 && s->phase != NULL && strcmp(s->phase, "profile") == 0) {
-            profile_set = (int)s->host;
         }
         if (s->kind == STEP_ACTIVATE) {
             activated = 1;
