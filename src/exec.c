@@ -162,7 +162,8 @@ step_run(struct exec_ctx *x, const struct step *s)
     rc = host_run(h, &cmd, &status);
     if (rc != 0) {
         ret = rc == CR_EINTR ? 130 : 1;
-        if (rc != CR_ECHILD) {
+        /* CR_ECHILD and CR_ESSH were reported where they happened. */
+        if (rc != CR_ECHILD && rc != CR_ESSH) {
             log_error("cannot run '%s' on %s: %s", argv.v[0], h->name,
                       cr_strerror(rc));
         }

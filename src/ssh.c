@@ -1198,7 +1198,9 @@ conn_pump(struct ssh_conn *c, int timeout_ms)
     if (!ssh_is_connected(c->s)) {
         const char *e = ssh_get_error(c->s);
 
-        log_error("%s: connection lost%s%s", c->name, *e ? ": " : "", e);
+        if (!c->dead) {
+            log_error("%s: connection lost%s%s", c->name, *e ? ": " : "", e);
+        }
         c->dead = 1;
         return CR_ESSH;
     }
@@ -1245,7 +1247,7 @@ ssh_chan_write_some(struct ssh_chan *ch, const void *buf, size_t n)
     }
     w = ssh_channel_write(ch->ch, buf, (uint32_t)n);
     if (w < 0) {
-        log_error("%s: write to remote command failed: %s",
+        log_debug("%s: write to remote command failed: %s",
                   ch->conn->name,
                   ssh_get_error(ch->conn->s));
         if (!ssh_is_connected(ch->conn->s)) {
@@ -1270,7 +1272,7 @@ ssh_chan_write(struct ssh_chan *ch, const void *buf, size_t n)
         }
         if (ssh_channel_is_closed(ch->ch)) {
             /* The command exited without reading all its input. */
-            log_error("%s: remote command exited before reading all its "
+            log_debug("%s: remote command exited before reading all its "
                       "input",
                       ch->conn->name);
             return CR_ESSH;
@@ -1313,7 +1315,7 @@ ssh_chan_read_nb(struct ssh_chan *ch, void *buf, size_t n, int *eof)
         return 0;
     }
     if (r < 0) {
-        log_error("%s: read from remote command failed: %s",
+        log_debug("%s: read from remote command failed: %s",
                   ch->conn->name,
                   ssh_get_error(ch->conn->s));
         if (!ssh_is_connected(ch->conn->s)) {
