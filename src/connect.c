@@ -8,7 +8,8 @@
 #include <stdlib.h>
 
 struct host *
-remote_connect(const struct cr_opts *o, const char *hoststr,
+remote_connect(const struct cr_opts *o,
+               const char *hoststr,
                const char *password)
 {
     struct ssh_target t;
@@ -20,8 +21,8 @@ remote_connect(const struct cr_opts *o, const char *hoststr,
     char *err = NULL;
 
     ssh_target_init(&t);
-    if (sshopts_target(&t, hoststr, getenv("NIX_SSHOPTS"), &warnings, &notes,
-                       &err) != 0) {
+    if (sshopts_target(
+            &t, hoststr, getenv("NIX_SSHOPTS"), &warnings, &notes, &err) != 0) {
         log_error("%s", err);
         goto out;
     }

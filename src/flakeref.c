@@ -46,6 +46,6 @@ flakeref_release(struct flakeref *f)
 char *
 flakeref_installable(const char *flake, const char *name, const char *suffix)
 {
-    return xasprintf("%s#nixosConfigurations.\"%s\"%s", flake, name,
-                     suffix ? suffix : "");
+    return xasprintf(
+        "%s#nixosConfigurations.\"%s\"%s", flake, name, suffix ? suffix : "");
 }

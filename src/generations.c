@@ -35,8 +35,8 @@ static const char script[] =
 void
 generations_script_argv(const char *profile, struct strvec *argv)
 {
-    strvec_pushl(argv, "/bin/sh", "-c", script, "get-generations", profile,
-                 NULL);
+    strvec_pushl(
+        argv, "/bin/sh", "-c", script, "get-generations", profile, NULL);
 }
 
 static char *
@@ -72,9 +72,8 @@ split_specs(struct generation *g, const char *s)
 
     for (char *t = strtok_r(copy, " ", &save); t;
          t = strtok_r(NULL, " ", &save)) {
-        g->specialisations =
-            xreallocarray(g->specialisations, g->n_specialisations + 1,
-                          sizeof(char *));
+        g->specialisations = xreallocarray(
+            g->specialisations, g->n_specialisations + 1, sizeof(char *));
         g->specialisations[g->n_specialisations++] = xstrdup(t);
     }
     free(copy);
@@ -183,10 +182,13 @@ py_list(const struct generation *g)
 void
 generations_print_table(const struct generation_list *l, FILE *f)
 {
-    static const char *const head[NCOLS] = {
-        "Generation",    "Build-date",           "NixOS version",
-        "Kernel",        "Configuration Revision", "Specialisation",
-        "Current"};
+    static const char *const head[NCOLS] = {"Generation",
+                                            "Build-date",
+                                            "NixOS version",
+                                            "Kernel",
+                                            "Configuration Revision",
+                                            "Specialisation",
+                                            "Current"};
     size_t rows = l->n + 1;
     char **cell = xcalloc(rows * NCOLS, sizeof(char *));
     size_t width[NCOLS] = {0};
@@ -214,7 +216,10 @@ generations_print_table(const struct generation_list *l, FILE *f)
     for (size_t r = 0; r < rows; r++) {
         struct strbuf sb = STRBUF_INIT;
         for (int c = 0; c < NCOLS; c++) {
-            strbuf_addf(&sb, "%s%-*s", c ? "  " : "", (int)width[c],
+            strbuf_addf(&sb,
+                        "%s%-*s",
+                        c ? "  " : "",
+                        (int)width[c],
                         cell[r * NCOLS + c]);
         }
         strbuf_rtrim(&sb);
@@ -242,8 +247,7 @@ generations_print_json(const struct generation_list *l, FILE *f)
         cJSON_AddStringToObject(o, "date", date);
         cJSON_AddStringToObject(o, "nixosVersion", g->nixos_version);
         cJSON_AddStringToObject(o, "kernelVersion", g->kernel_version);
-        cJSON_AddStringToObject(o, "configurationRevision",
-                                g->config_revision);
+        cJSON_AddStringToObject(o, "configurationRevision", g->config_revision);
         for (size_t j = 0; j < g->n_specialisations; j++) {
             cJSON_AddItemToArray(specs,
                                  cJSON_CreateString(g->specialisations[j]));
@@ -263,7 +267,8 @@ generations_print_json(const struct generation_list *l, FILE *f)
 }
 
 int
-generations_read(struct host *h, const char *profile,
+generations_read(struct host *h,
+                 const char *profile,
                  struct generation_list *out)
 {
     struct strvec argv = STRVEC_INIT;
@@ -285,8 +290,10 @@ generations_read(struct host *h, const char *profile,
         rc = CR_ENIX;
     } else if (rc == 0 && status != 0) {
         strbuf_rtrim(&errb);
-        log_error("cannot list generations of '%s' on %s: %s", profile,
-                  h->name, errb.buf);
+        log_error("cannot list generations of '%s' on %s: %s",
+                  profile,
+                  h->name,
+                  errb.buf);
         rc = CR_ENIX;
     } else if (rc == 0 && generations_parse(outb.buf, out) != 0) {
         log_error("malformed generation listing from %s", h->name);

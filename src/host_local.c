@@ -34,11 +34,12 @@ build_env(const struct strvec *want, struct strvec *envv)
 }
 
 static void
-prepare(struct local_host *lh, const struct host_cmd *cmd, struct strvec *argv,
+prepare(struct local_host *lh,
+        const struct host_cmd *cmd,
+        struct strvec *argv,
         struct strvec *envv)
 {
-    int elevate = cmd->elevate && !lh->base.is_root &&
-                  lh->elevate_prefix.n > 0;
+    int elevate = cmd->elevate && !lh->base.is_root && lh->elevate_prefix.n > 0;
 
     if (cmd->env != NULL) {
         build_env(cmd->env, envv);
@@ -84,7 +85,8 @@ local_run(struct host *h, const struct host_cmd *cmd, int *status)
 }
 
 static int
-local_open_stream(struct host *h, const struct host_cmd *cmd,
+local_open_stream(struct host *h,
+                  const struct host_cmd *cmd,
                   struct stream **out)
 {
     struct local_host *lh = (struct local_host *)h;

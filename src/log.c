@@ -54,13 +54,13 @@ log_vmsg(int l, const char *fmt, va_list ap)
     fflush(f);
 }
 
-#define DEFINE_LOG(name, lvl)                                                  \
-    void name(const char *fmt, ...)                                            \
-    {                                                                          \
-        va_list ap;                                                            \
-        va_start(ap, fmt);                                                     \
-        log_vmsg(lvl, fmt, ap);                                                \
-        va_end(ap);                                                            \
+#define DEFINE_LOG(name, lvl)       \
+    void name(const char *fmt, ...) \
+    {                               \
+        va_list ap;                 \
+        va_start(ap, fmt);          \
+        log_vmsg(lvl, fmt, ap);     \
+        va_end(ap);                 \
     }
 
 DEFINE_LOG(log_error, LOG_ERROR)

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FF_KEY "--extra-experimental-features"
-#define FF_VAL "nix-command flakes"
+#define FF_KEY   "--extra-experimental-features"
+#define FF_VAL   "nix-command flakes"
 #define STC_UNIT "nixos-rebuild-switch-to-configuration"
 
 static const char *const host_names[PH_COUNT] = {"local", "build", "target"};
@@ -74,15 +74,29 @@ plan_release(struct plan *p)
 }
 
 void
-plan_activation_argv(const char *stc, const char *action, int use_systemd,
-                     int install_bootloader, struct strvec *argv,
+plan_activation_argv(const char *stc,
+                     const char *action,
+                     int use_systemd,
+                     int install_bootloader,
+                     struct strvec *argv,
                      struct strvec *env)
 {
     if (use_systemd) {
-        strvec_pushl(argv, "systemd-run", "-E", "LOCALE_ARCHIVE", "-E",
-                     "NIXOS_INSTALL_BOOTLOADER", "-E", "NIXOS_NO_CHECK",
-                     "--collect", "--no-ask-password", "--pipe", "--quiet",
-                     "--service-type=exec", "--unit=" STC_UNIT, NULL);
+        strvec_pushl(argv,
+                     "systemd-run",
+                     "-E",
+                     "LOCALE_ARCHIVE",
+                     "-E",
+                     "NIXOS_INSTALL_BOOTLOADER",
+                     "-E",
+                     "NIXOS_NO_CHECK",
+                     "--collect",
+                     "--no-ask-password",
+                     "--pipe",
+                     "--quiet",
+                     "--service-type=exec",
+                     "--unit=" STC_UNIT,
+                     NULL);
     }
     strvec_pushl(argv, stc, action, NULL);
     strvec_pushl(env, "LOCALE_ARCHIVE", "NIXOS_NO_CHECK", NULL);
@@ -94,17 +108,21 @@ struct ctx {
     const struct cr_opts *o;
     const struct plan_facts *f;
     struct plan *p;
-    int flake;          /* flake mode in effect */
+    int flake; /* flake mode in effect */
     struct flakeref ref;
-    const char *name;   /* attribute name under nixosConfigurations */
-    enum plan_host build_on;  /* where the system is realised */
+    const char *name;        /* attribute name under nixosConfigurations */
+    enum plan_host build_on; /* where the system is realised */
     enum plan_host activate_on;
     char *profile;
 };
 
 static void
-push_groups(struct strvec *argv, const struct cr_opts *o, int build,
-            int flake_common, int flake_eval, int classic)
+push_groups(struct strvec *argv,
+            const struct cr_opts *o,
+            int build,
+            int flake_common,
+            int flake_eval,
+            int classic)
 {
     strvec_pusharr(argv, &o->common);
     if (build) {
@@ -190,8 +208,8 @@ build_remote(struct ctx *c, int dry_run)
 
     if (c->flake) {
         char *inst = installable(c, ".config.system.build.toplevel.drvPath");
-        strvec_pushl(&s->argv, "nix", FF_KEY, FF_VAL, "eval", "--raw", inst,
-                     NULL);
+        strvec_pushl(
+            &s->argv, "nix", FF_KEY, FF_VAL, "eval", "--raw", inst, NULL);
         push_groups(&s->argv, o, 1, 1, 1, 0);
         free(inst);
     } else {
@@ -212,8 +230,8 @@ build_remote(struct ctx *c, int dry_run)
 
     if (dry_run) {
         s = add_step(c->p, STEP_RUN, PH_BUILD);
-        strvec_pushl(&s->argv, "nix-store", "--realise", "@drv@",
-                     "--dry-run", NULL);
+        strvec_pushl(
+            &s->argv, "nix-store", "--realise", "@drv@", "--dry-run", NULL);
         strvec_pusharr(&s->argv, &o->common);
         return;
     }
@@ -223,8 +241,13 @@ build_remote(struct ctx *c, int dry_run)
     s->var = VAR_TMP;
 
     s = add_step(c->p, STEP_RUN, PH_BUILD);
-    strvec_pushl(&s->argv, "nix-store", "--realise", "@drv@", "--add-root",
-                 "@tmp@/result", NULL);
+    strvec_pushl(&s->argv,
+                 "nix-store",
+                 "--realise",
+                 "@drv@",
+                 "--add-root",
+                 "@tmp@/result",
+                 NULL);
     strvec_pusharr(&s->argv, &o->common);
     s->phase = "build";
 
@@ -277,8 +300,10 @@ check_specialisation(struct ctx *c, const char *base)
     }
     s = add_step(c->p, STEP_RUN, c->activate_on);
     strvec_pushl(&s->argv, "test", "-f", NULL);
-    strvec_pushf(&s->argv, "%s/specialisation/%s/bin/switch-to-configuration",
-                 base, spec);
+    strvec_pushf(&s->argv,
+                 "%s/specialisation/%s/bin/switch-to-configuration",
+                 base,
+                 spec);
     s->fail_msg = xasprintf("specialisation not found: %s", spec);
 }
 
@@ -311,8 +336,10 @@ activate(struct ctx *c, const char *base, const char *action)
     s->confirm_timeout = c->o->confirm_timeout;
 
     if (c->o->specialisation != NULL) {
-        strvec_pushf(&s->argv, "%s/specialisation/%s/bin/switch-to-configuration",
-                     base, c->o->specialisation);
+        strvec_pushf(&s->argv,
+                     "%s/specialisation/%s/bin/switch-to-configuration",
+                     base,
+                     c->o->specialisation);
     } else {
         strvec_pushf(&s->argv, "%s/bin/switch-to-configuration", base);
     }
@@ -333,18 +360,24 @@ set_profile(struct ctx *c)
         s->fail_msg = xstrdup(
             "your NixOS configuration path seems to be missing essential "
             "files; to skip this check, set "
-            "NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_MY_SYSTEM");
+            "NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_MY_"
+            "SYSTEM");
     }
     if (c->o->profile_name != NULL &&
         strcmp(c->o->profile_name, "system") != 0) {
         s = add_step(c->p, STEP_RUN, c->activate_on);
-        strvec_pushl(&s->argv, "mkdir", "-p", "-m", "0755",
-                     "/nix/var/nix/profiles/system-profiles", NULL);
+        strvec_pushl(&s->argv,
+                     "mkdir",
+                     "-p",
+                     "-m",
+                     "0755",
+                     "/nix/var/nix/profiles/system-profiles",
+                     NULL);
         s->elevate = 1;
     }
     s = add_step(c->p, STEP_RUN, c->activate_on);
-    strvec_pushl(&s->argv, "nix-env", "-p", c->profile, "--set", "@toplevel@",
-                 NULL);
+    strvec_pushl(
+        &s->argv, "nix-env", "-p", c->profile, "--set", "@toplevel@", NULL);
     s->elevate = 1;
     s->phase = "profile";
 }
@@ -361,8 +394,8 @@ plan_upgrade(struct ctx *c)
 {
     for (size_t i = 0; i < c->f->n_channels; i++) {
         struct step *s = add_step(c->p, STEP_RUN, PH_LOCAL);
-        strvec_pushl(&s->argv, "nix-channel", "--update", c->f->channels[i],
-                     NULL);
+        strvec_pushl(
+            &s->argv, "nix-channel", "--update", c->f->channels[i], NULL);
         s->elevate = 1;
         s->check = 0;
     }
@@ -377,8 +410,7 @@ plan_rollback(struct ctx *c)
     if (a == CR_ACT_SWITCH || a == CR_ACT_BOOT) {
         remember_generation(c);
         s = add_step(c->p, STEP_RUN, c->activate_on);
-        strvec_pushl(&s->argv, "nix-env", "--rollback", "-p", c->profile,
-                     NULL);
+        strvec_pushl(&s->argv, "nix-env", "--rollback", "-p", c->profile, NULL);
         s->elevate = 1;
         s->phase = "profile";
         check_specialisation(c, c->profile);
@@ -429,15 +461,23 @@ plan_repl(struct ctx *c)
     if (c->flake) {
         /* Load the flake's configuration the way ng does: a small
          * expression that exposes config, options, pkgs, lib, flake. */
-        char *expr = xasprintf(
-            "let flake = builtins.getFlake \"%s\"; "
-            "cfg = flake.nixosConfigurations.\"%s\"; in "
-            "cfg // cfg._module.args or {} // { inherit flake; "
-            "inherit (cfg) config options pkgs; lib = cfg.lib or "
-            "(cfg.pkgs.lib or {}); }",
-            c->ref.flake[0] ? c->ref.flake : ".", c->name);
-        strvec_pushl(&s->argv, "nix", FF_KEY, FF_VAL, "repl", "--impure",
-                     "--expr", expr, NULL);
+        char *expr =
+            xasprintf("let flake = builtins.getFlake \"%s\"; "
+                      "cfg = flake.nixosConfigurations.\"%s\"; in "
+                      "cfg // cfg._module.args or {} // { inherit flake; "
+                      "inherit (cfg) config options pkgs; lib = cfg.lib or "
+                      "(cfg.pkgs.lib or {}); }",
+                      c->ref.flake[0] ? c->ref.flake : ".",
+                      c->name);
+        strvec_pushl(&s->argv,
+                     "nix",
+                     FF_KEY,
+                     FF_VAL,
+                     "repl",
+                     "--impure",
+                     "--expr",
+                     expr,
+                     NULL);
         push_groups(&s->argv, c->o, 1, 1, 1, 0);
         free(expr);
     } else {
@@ -462,13 +502,21 @@ plan_image(struct ctx *c)
 
     if (c->flake) {
         char *inst = installable(c, ".config.system.build.images");
-        strvec_pushl(&s->argv, "nix", FF_KEY, FF_VAL, "eval", "--json", inst,
-                     "--apply", "builtins.attrNames", NULL);
+        strvec_pushl(&s->argv,
+                     "nix",
+                     FF_KEY,
+                     FF_VAL,
+                     "eval",
+                     "--json",
+                     inst,
+                     "--apply",
+                     "builtins.attrNames",
+                     NULL);
         strvec_pusharr(&s->argv, &o->flake_eval);
         free(inst);
     } else {
-        strvec_pushl(&s->argv, "nix-instantiate", "--eval", "--strict",
-                     "--json", NULL);
+        strvec_pushl(
+            &s->argv, "nix-instantiate", "--eval", "--strict", "--json", NULL);
         classic_target(c, "config.system.build.images", &s->argv);
         strvec_pusharr(&s->argv, &o->common);
         /* attrNames of the set, not the set itself */
@@ -487,15 +535,15 @@ plan_image(struct ctx *c)
     if (c->flake) {
         char *suffix = xasprintf(".%s.passthru.filePath", attr);
         char *inst = installable(c, suffix);
-        strvec_pushl(&s->argv, "nix", FF_KEY, FF_VAL, "eval", "--raw", inst,
-                     NULL);
+        strvec_pushl(
+            &s->argv, "nix", FF_KEY, FF_VAL, "eval", "--raw", inst, NULL);
         strvec_pusharr(&s->argv, &o->flake_eval);
         free(inst);
         free(suffix);
     } else {
         char *a = xasprintf("%s.passthru.filePath", attr);
-        strvec_pushl(&s->argv, "nix-instantiate", "--eval", "--strict",
-                     "--json", NULL);
+        strvec_pushl(
+            &s->argv, "nix-instantiate", "--eval", "--strict", "--json", NULL);
         classic_target(c, a, &s->argv);
         strvec_pusharr(&s->argv, &o->common);
         free(a);
@@ -528,8 +576,7 @@ plan_deploy(struct ctx *c)
         /* A prebuilt toplevel: no evaluation, no build host. */
         c->build_on = PH_LOCAL;
         struct step *s = add_step(c->p, STEP_RUN, PH_LOCAL);
-        strvec_pushl(&s->argv, "nix-store", "--realise", o->store_path,
-                     NULL);
+        strvec_pushl(&s->argv, "nix-store", "--realise", o->store_path, NULL);
         s->capture = CAP_LINE;
         s->var = VAR_TOPLEVEL;
     } else if (remote_build) {
@@ -576,8 +623,10 @@ plan_deploy(struct ctx *c)
 }
 
 int
-plan_build(const struct cr_opts *o, const struct plan_facts *f,
-           struct plan *p, char **err)
+plan_build(const struct cr_opts *o,
+           const struct plan_facts *f,
+           struct plan *p,
+           char **err)
 {
     struct ctx c;
     int rc = 0;
@@ -608,9 +657,9 @@ plan_build(const struct cr_opts *o, const struct plan_facts *f,
             rc = CR_EUSAGE;
             goto out;
         }
-        c.name = c.ref.name ? c.ref.name
-                            : (f->hostname && *f->hostname ? f->hostname
-                                                           : "default");
+        c.name = c.ref.name
+                     ? c.ref.name
+                     : (f->hostname && *f->hostname ? f->hostname : "default");
     }
     if (o->upgrade || o->upgrade_all) {
         plan_upgrade(&c);
@@ -652,9 +701,13 @@ out:
     return rc;
 }
 
-static const char *const var_names[VAR_COUNT] = {
-    "", "@toplevel@", "@drv@", "@tmp@", "@filepath@", "@variants@",
-    "@prevgen@"};
+static const char *const var_names[VAR_COUNT] = {"",
+                                                 "@toplevel@",
+                                                 "@drv@",
+                                                 "@tmp@",
+                                                 "@filepath@",
+                                                 "@variants@",
+                                                 "@prevgen@"};
 
 void
 plan_print(const struct plan *p, const struct cr_opts *o, FILE *f)
@@ -675,8 +728,10 @@ plan_print(const struct plan *p, const struct cr_opts *o, FILE *f)
         case STEP_ACTIVATE:
             strbuf_addch(&sb, ' ');
             if (s->kind == STEP_ACTIVATE && s->supervised) {
-                strbuf_addf(&sb, "activate (magic rollback, confirm within "
-                            "%u s): ", s->confirm_timeout);
+                strbuf_addf(&sb,
+                            "activate (magic rollback, confirm within "
+                            "%u s): ",
+                            s->confirm_timeout);
             } else if (s->kind == STEP_ACTIVATE) {
                 strbuf_addstr(&sb, "activate: ");
             }
@@ -698,17 +753,22 @@ plan_print(const struct plan *p, const struct cr_opts *o, FILE *f)
             const char *to = s->to == PH_BUILD    ? o->build_host
                              : s->to == PH_TARGET ? o->target_host
                                                   : "local";
-            strbuf_addf(&sb, " copy closure of %s from %s to %s%s",
-                        var_names[s->var], from, to,
+            strbuf_addf(&sb,
+                        " copy closure of %s from %s to %s%s",
+                        var_names[s->var],
+                        from,
+                        to,
                         s->substitute ? " (substitute on destination)" : "");
             break;
         }
         case STEP_PREV_GEN:
-            strbuf_addf(&sb, " previous generation of %s -> @toplevel@",
-                        s->profile);
+            strbuf_addf(
+                &sb, " previous generation of %s -> @toplevel@", s->profile);
             break;
         case STEP_LIST_GENERATIONS:
-            strbuf_addf(&sb, " list generations of %s%s", s->profile,
+            strbuf_addf(&sb,
+                        " list generations of %s%s",
+                        s->profile,
                         s->json ? " (json)" : "");
             break;
         case STEP_CHECK_VARIANT:
@@ -724,8 +784,8 @@ plan_print(const struct plan *p, const struct cr_opts *o, FILE *f)
             strbuf_addstr(&sb, " diff the running system and @toplevel@");
             break;
         case STEP_CURRENT_GEN:
-            strbuf_addf(&sb, " current generation of %s -> @prevgen@",
-                        s->profile);
+            strbuf_addf(
+                &sb, " current generation of %s -> @prevgen@", s->profile);
             break;
         }
         fprintf(f, "%s\n", sb.buf);

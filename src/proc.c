@@ -128,8 +128,8 @@ spawn(const struct proc_spec *spec, const int fds[3], pid_t *pid_out)
     if (n == (ssize_t)sizeof(child_errno)) {
         int st;
         wait_child(pid, &st);
-        log_error("cannot run '%s': %s", spec->argv->v[0],
-                  strerror(child_errno));
+        log_error(
+            "cannot run '%s': %s", spec->argv->v[0], strerror(child_errno));
         return CR_ECHILD;
     }
     *pid_out = pid;
@@ -231,8 +231,8 @@ proc_run(const struct proc_spec *spec, int *status)
             break;
         }
         if (iw >= 0 && p[iw].revents) {
-            ssize_t n = write(in[1], spec->input + written,
-                              spec->input_len - written);
+            ssize_t n =
+                write(in[1], spec->input + written, spec->input_len - written);
             if (n > 0) {
                 written += (size_t)n;
             }

@@ -98,8 +98,7 @@ secret_read_file(const char *path)
     char *s;
 
     if (fd < 0) {
-        log_error("cannot read password file '%s': %s", path,
-                  strerror(errno));
+        log_error("cannot read password file '%s': %s", path, strerror(errno));
         return NULL;
     }
     s = read_line(fd);

@@ -103,13 +103,19 @@ static const char script[] =
     "esac\n";
 
 void
-supervisor_argv(const char *mode, const char *state,
-                const struct supervise_req *r, struct strvec *argv)
+supervisor_argv(const char *mode,
+                const char *state,
+                const struct supervise_req *r,
+                struct strvec *argv)
 {
     strvec_pushl(argv, "/bin/sh", "-c", script, script, mode, state, NULL);
     if (strcmp(mode, "start") == 0 || strcmp(mode, "run") == 0) {
-        strvec_pushl(argv, r->stc, r->action, r->profile,
-                     r->prev_gen ? r->prev_gen : "", NULL);
+        strvec_pushl(argv,
+                     r->stc,
+                     r->action,
+                     r->profile,
+                     r->prev_gen ? r->prev_gen : "",
+                     NULL);
         strvec_pushf(argv, "%u", r->timeout);
         strvec_pushf(argv, "%d", r->install_bootloader ? 1 : 0);
         if (strcmp(mode, "start") == 0) {
@@ -121,8 +127,12 @@ supervisor_argv(const char *mode, const char *state,
 /* Run one mode on h, elevated.  out captures stdout (NULL = forward).
  * Returns the transport code; *status the script's exit status. */
 static int
-run_mode(struct host *h, const char *mode, const char *state,
-         const struct supervise_req *r, const char *extra, struct strbuf *out,
+run_mode(struct host *h,
+         const char *mode,
+         const char *state,
+         const struct supervise_req *r,
+         const char *extra,
+         struct strbuf *out,
          int *status)
 {
     struct strvec argv = STRVEC_INIT;
@@ -171,8 +181,12 @@ reconnect_retry(const struct supervise_hooks *hk, unsigned seconds)
 
 /* "activated=RC status=S" -> rc (-1 unknown) and status word. */
 static void
-read_status(struct host *h, const char *state, const struct supervise_req *r,
-            int *activated, char *status, size_t n)
+read_status(struct host *h,
+            const char *state,
+            const struct supervise_req *r,
+            int *activated,
+            char *status,
+            size_t n)
 {
     struct strbuf out = STRBUF_INIT;
     int st = -1;
@@ -189,8 +203,11 @@ read_status(struct host *h, const char *state, const struct supervise_req *r,
     if (a != NULL) {
         char digits[8];
         unsigned long long v;
-        snprintf(digits, sizeof(digits), "%.*s", (int)strspn(a + 10,
-                 "0123456789"), a + 10);
+        snprintf(digits,
+                 sizeof(digits),
+                 "%.*s",
+                 (int)strspn(a + 10, "0123456789"),
+                 a + 10);
         if (parse_uint(digits, 255, &v) == 0) {
             *activated = (int)v;
         }
@@ -202,8 +219,12 @@ read_status(struct host *h, const char *state, const struct supervise_req *r,
 }
 
 static int
-final_status(struct host *h, const char *mode, const char *state,
-             const struct supervise_req *r, const char *why, char *status,
+final_status(struct host *h,
+             const char *mode,
+             const char *state,
+             const struct supervise_req *r,
+             const char *why,
+             char *status,
              size_t n)
 {
     struct strbuf out = STRBUF_INIT;
@@ -212,8 +233,8 @@ final_status(struct host *h, const char *mode, const char *state,
 
     rc = run_mode(h, mode, state, r, why, &out, &st);
     s = strstr(out.buf, "status=");
-    snprintf(status, n, "%.*s", s ? (int)strcspn(s + 7, "\n") : 1,
-             s ? s + 7 : "-");
+    snprintf(
+        status, n, "%.*s", s ? (int)strcspn(s + 7, "\n") : 1, s ? s + 7 : "-");
     strbuf_release(&out);
     return rc != 0 || st != 0 ? -1 : 0;
 }
@@ -230,12 +251,14 @@ static int
 rolled_back(const char *host, const char *why)
 {
     log_error("deploy to %s rolled back to the previous configuration: %s",
-              host, why);
+              host,
+              why);
     return CR_EXIT_ROLLED_BACK;
 }
 
 int
-supervise_activate(struct host **target, struct host **spare,
+supervise_activate(struct host **target,
+                   struct host **spare,
                    const struct supervise_req *r,
                    const struct supervise_hooks *hk)
 {
@@ -251,15 +274,26 @@ supervise_activate(struct host **target, struct host **spare,
         free(name);
         return 1;
     }
-    snprintf(state, sizeof(state), STATE_DIR "/deploy-%02x%02x%02x%02x%02x%02x"
-             "%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5],
-             rnd[6], rnd[7]);
+    snprintf(state,
+             sizeof(state),
+             STATE_DIR "/deploy-%02x%02x%02x%02x%02x%02x"
+                       "%02x%02x",
+             rnd[0],
+             rnd[1],
+             rnd[2],
+             rnd[3],
+             rnd[4],
+             rnd[5],
+             rnd[6],
+             rnd[7]);
     log_info("activating the configuration (magic rollback: confirm within "
-             "%u s)...", r->timeout);
+             "%u s)...",
+             r->timeout);
     rc = run_mode(*target, "start", state, r, NULL, NULL, &st);
     if (rc == 0 && st >= 90 && st <= 93) {
         log_error("cannot start the activation supervisor on %s (status %d)",
-                  name, st);
+                  name,
+                  st);
         goto out;
     }
     if (rc != 0 || st != 0) {
@@ -271,8 +305,7 @@ supervise_activate(struct host **target, struct host **spare,
             goto out;
         }
         /* The connection dropped during activation: it goes on there. */
-        log_warn("connection to %s lost during activation; reconnecting",
-                 name);
+        log_warn("connection to %s lost during activation; reconnecting", name);
         struct host *again = reconnect_retry(hk, 60);
         if (again == NULL) {
             log_error("cannot reconnect to %s; it rolls back to the previous "
@@ -294,7 +327,9 @@ supervise_activate(struct host **target, struct host **spare,
                  "configuration");
         log_error("switch-to-configuration %s on %s returned non-zero exit "
                   "status %d",
-                  r->action, name, activated);
+                  r->action,
+                  name,
+                  activated);
         ret = activated > 0 && activated < 256 ? activated : 1;
         goto cleanup;
     }
@@ -306,7 +341,8 @@ supervise_activate(struct host **target, struct host **spare,
         phase(hk, "confirm", 0, 0);
         log_error("cannot log in to %s after activation; waiting for it to "
                   "roll back (%u s)",
-                  name, r->timeout);
+                  name,
+                  r->timeout);
         pause_s(r->timeout + 3);
         fresh = reconnect_retry(hk, 60);
         if (fresh != NULL) {
@@ -322,8 +358,13 @@ supervise_activate(struct host **target, struct host **spare,
         if (hk->health(hk->arg, fresh, &why) != 0) {
             phase(hk, "health", 0, 0);
             phase(hk, "rollback", 1, 0);
-            final_status(fresh, "abort", state, r, "health check failed",
-                         status, sizeof(status));
+            final_status(fresh,
+                         "abort",
+                         state,
+                         r,
+                         "health check failed",
+                         status,
+                         sizeof(status));
             phase(hk, "rollback", 0, strncmp(status, "rolled-back 0", 13) == 0);
             ret = rolled_back(name, why ? why : "health check failed");
             run_mode(fresh, "cleanup", state, r, NULL, NULL, &st);
@@ -331,8 +372,8 @@ supervise_activate(struct host **target, struct host **spare,
         }
         phase(hk, "health", 0, 1);
     }
-    if (final_status(fresh, "confirm", state, r, NULL, status,
-                     sizeof(status)) != 0) {
+    if (final_status(
+            fresh, "confirm", state, r, NULL, status, sizeof(status)) != 0) {
         log_error("cannot confirm the activation on %s", name);
         goto out;
     }

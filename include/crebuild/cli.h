@@ -30,9 +30,10 @@ enum cr_elevate {
 
 /* Tri-state for flake mode. */
 enum cr_flake_mode {
-    CR_FLAKE_AUTO = 0, /* neither --flake nor --no-flake: /etc/nixos/flake.nix */
-    CR_FLAKE_OFF,      /* --no-flake (or --file/--attr given) */
-    CR_FLAKE_ON,       /* --flake [REF] */
+    CR_FLAKE_AUTO =
+        0,        /* neither --flake nor --no-flake: /etc/nixos/flake.nix */
+    CR_FLAKE_OFF, /* --no-flake (or --file/--attr given) */
+    CR_FLAKE_ON,  /* --flake [REF] */
 };
 
 #define CR_MAX_CHECKS 16
@@ -44,9 +45,9 @@ struct cr_opts {
     int show_version; /* --version */
 
     enum cr_flake_mode flake_mode;
-    char *flake; /* --flake REF; "." for a bare --flake */
-    char *file;  /* --file/-f */
-    char *attr;  /* --attr/-A */
+    char *flake;          /* --flake REF; "." for a bare --flake */
+    char *file;           /* --file/-f */
+    char *attr;           /* --attr/-A */
     char *profile_name;   /* --profile-name/-p; NULL = "system" */
     char *specialisation; /* --specialisation/-c */
     char *store_path;     /* --store-path */
@@ -66,8 +67,8 @@ struct cr_opts {
     int debug;   /* --debug: crebuild's own debug logging, not passed to nix */
 
     enum cr_elevate elevate; /* --sudo, --use-remote-sudo, --run0, --elevate */
-    int ask_password;        /* --ask-sudo-password, --ask-elevate-password, -S */
-    int sudo_password_fd;    /* --sudo-password-fd N; -1 = none */
+    int ask_password;     /* --ask-sudo-password, --ask-elevate-password, -S */
+    int sudo_password_fd; /* --sudo-password-fd N; -1 = none */
     char *sudo_password_file; /* --sudo-password-file PATH */
     /* Any of the four password options without an elevation method selects
      * CR_ELEVATE_SUDO; --elevate=none with one of them is a usage error.
@@ -89,8 +90,8 @@ struct cr_opts {
     struct strvec copy;          /* -s */
 
     /* crebuild's own. */
-    int print_plan;          /* --print-plan: show the steps, run nothing */
-    int no_magic_rollback;   /* --no-magic-rollback */
+    int print_plan;           /* --print-plan: show the steps, run nothing */
+    int no_magic_rollback;    /* --no-magic-rollback */
     unsigned confirm_timeout; /* --confirm-timeout SECONDS (default 30) */
     unsigned health_timeout;  /* --health-timeout SECONDS (default 60) */
     char *health_urls[CR_MAX_CHECKS];
@@ -113,8 +114,11 @@ void cli_opts_release(struct cr_opts *o);
  * reported: no action is required and no cross-option check is made.
  * Left to the caller (they need getuid/the environment): --upgrade and
  * --upgrade-all need uid 0 or an elevation method. */
-int cli_parse(int argc, char *const argv[], struct cr_opts *o,
-              struct strvec *warnings, char **err);
+int cli_parse(int argc,
+              char *const argv[],
+              struct cr_opts *o,
+              struct strvec *warnings,
+              char **err);
 
 /* "switch", "dry-build", ...; "none" for CR_ACT_NONE. */
 const char *cli_action_name(enum cr_action a);

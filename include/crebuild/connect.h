@@ -9,7 +9,8 @@
 /* Connect and log in to hoststr with the elevation o asks for.  With a
  * password, check it before returning.  NULL (after a one-line error) on
  * failure. */
-struct host *remote_connect(const struct cr_opts *o, const char *hoststr,
+struct host *remote_connect(const struct cr_opts *o,
+                            const char *hoststr,
                             const char *password);
 
 #endif

@@ -15,7 +15,7 @@ void flakeref_release(struct flakeref *f);
 
 /* '<flake>#nixosConfigurations."<name>"' + suffix (e.g.
  * ".config.system.build.toplevel").  Caller frees. */
-char *flakeref_installable(const char *flake, const char *name,
-                           const char *suffix);
+char *
+flakeref_installable(const char *flake, const char *name, const char *suffix);
 
 #endif

@@ -30,15 +30,15 @@ void generations_script_argv(const char *profile, struct strvec *argv);
 int generations_parse(const char *text, struct generation_list *out);
 void generations_release(struct generation_list *l);
 /* The previous generation: the highest id that is not current (ng). */
-const struct generation *
-generations_previous(const struct generation_list *l);
+const struct generation *generations_previous(const struct generation_list *l);
 /* Print as ng's table, or as its JSON array. */
 void generations_print_table(const struct generation_list *l, FILE *f);
 void generations_print_json(const struct generation_list *l, FILE *f);
 
 /* Run the script on h and parse.  CR_ENIX with a logged message if the
  * profile does not exist. */
-int generations_read(struct host *h, const char *profile,
+int generations_read(struct host *h,
+                     const char *profile,
                      struct generation_list *out);
 
 #endif

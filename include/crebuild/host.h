@@ -41,13 +41,13 @@ struct host_cmd {
      * environment.  Remote commands otherwise get a clean environment
      * (PATH kept), like nixos-rebuild-ng's `env -i` wrapper. */
     const struct strvec *env;
-    int elevate;          /* run with the host's elevation (sudo) */
-    struct strbuf *out;   /* capture stdout here; NULL = forward */
-    int out_to_stdout;    /* forward stdout to our stdout, not stderr */
-    struct strbuf *err;   /* capture stderr here; NULL = forward live */
-    const char *input;    /* bytes for stdin (after any password) */
+    int elevate;        /* run with the host's elevation (sudo) */
+    struct strbuf *out; /* capture stdout here; NULL = forward */
+    int out_to_stdout;  /* forward stdout to our stdout, not stderr */
+    struct strbuf *err; /* capture stderr here; NULL = forward live */
+    const char *input;  /* bytes for stdin (after any password) */
     size_t input_len;
-    int tty_input;        /* give the command our terminal (edit, repl) */
+    int tty_input; /* give the command our terminal (edit, repl) */
 };
 
 struct host;
@@ -57,16 +57,17 @@ struct host_ops {
      * be started or the connection failed. */
     int (*run)(struct host *h, const struct host_cmd *cmd, int *status);
     /* Start cmd with stdin/stdout connected to a stream. */
-    int (*open_stream)(struct host *h, const struct host_cmd *cmd,
+    int (*open_stream)(struct host *h,
+                       const struct host_cmd *cmd,
                        struct stream **out);
     void (*free)(struct host *h);
 };
 
 struct host {
     const struct host_ops *ops;
-    char *name;     /* as given by the user ("localhost" for local) */
+    char *name; /* as given by the user ("localhost" for local) */
     int is_local;
-    int is_root;    /* the login user is root: elevation is a no-op */
+    int is_root; /* the login user is root: elevation is a no-op */
 };
 
 static inline int

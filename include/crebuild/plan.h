@@ -31,12 +31,12 @@ enum plan_var {
 };
 
 enum step_kind {
-    STEP_RUN,       /* run argv on host */
-    STEP_COPY,      /* copy the closure of a var's path between hosts */
-    STEP_ACTIVATE,  /* probe systemd, run switch-to-configuration */
-    STEP_PREV_GEN,  /* previous generation of profile -> VAR_TOPLEVEL */
+    STEP_RUN,      /* run argv on host */
+    STEP_COPY,     /* copy the closure of a var's path between hosts */
+    STEP_ACTIVATE, /* probe systemd, run switch-to-configuration */
+    STEP_PREV_GEN, /* previous generation of profile -> VAR_TOPLEVEL */
     STEP_LIST_GENERATIONS,
-    STEP_CHECK_VARIANT, /* image variant must be in VAR_VARIANTS */
+    STEP_CHECK_VARIANT,  /* image variant must be in VAR_VARIANTS */
     STEP_VERSION_SUFFIX, /* classic mode: write <nixpkgs>/.version-suffix */
     STEP_RESULT_LINK,    /* ln -sfT @toplevel@ ./result */
     STEP_CURRENT_GEN,    /* remember the profile's current generation */
@@ -45,26 +45,26 @@ enum step_kind {
 
 enum capture {
     CAP_NONE = 0,
-    CAP_LINE,      /* last non-empty line of stdout */
-    CAP_JSON_OUT,  /* `nix build --json`: outputs.out of the first entry */
-    CAP_JSON_RAW,  /* the whole stdout, kept as JSON text */
+    CAP_LINE,     /* last non-empty line of stdout */
+    CAP_JSON_OUT, /* `nix build --json`: outputs.out of the first entry */
+    CAP_JSON_RAW, /* the whole stdout, kept as JSON text */
 };
 
 struct step {
     enum step_kind kind;
-    const char *phase;  /* for events: eval, build, copy, profile, ... */
+    const char *phase; /* for events: eval, build, copy, profile, ... */
     enum plan_host host;
     struct strvec argv;
-    struct strvec env;  /* with use_env: "K" preserve, "K=V" set */
+    struct strvec env; /* with use_env: "K" preserve, "K=V" set */
     int use_env;
     int elevate;
-    int check;          /* failure aborts the run */
-    int always;         /* runs even after an earlier failure (clean-up) */
-    int interactive;    /* give it the terminal */
-    int out_to_stdout;  /* its stdout is ours (edit, repl, dry-activate) */
+    int check;         /* failure aborts the run */
+    int always;        /* runs even after an earlier failure (clean-up) */
+    int interactive;   /* give it the terminal */
+    int out_to_stdout; /* its stdout is ours (edit, repl, dry-activate) */
     enum capture capture;
-    enum plan_var var;  /* capture destination / path to copy */
-    char *fail_msg;     /* replaces the generic failure message */
+    enum plan_var var; /* capture destination / path to copy */
+    char *fail_msg;    /* replaces the generic failure message */
     /* STEP_COPY */
     enum plan_host from;
     enum plan_host to;
@@ -72,7 +72,7 @@ struct step {
     /* STEP_ACTIVATE */
     char *stc_action;
     int install_bootloader;
-    int supervised;           /* magic rollback */
+    int supervised; /* magic rollback */
     unsigned confirm_timeout;
     /* STEP_PREV_GEN, STEP_LIST_GENERATIONS */
     char *profile;
@@ -110,8 +110,10 @@ struct plan_facts {
 };
 
 /* Build the plan.  0 on success; CR_EUSAGE with *err set otherwise. */
-int plan_build(const struct cr_opts *o, const struct plan_facts *f,
-               struct plan *out, char **err);
+int plan_build(const struct cr_opts *o,
+               const struct plan_facts *f,
+               struct plan *out,
+               char **err);
 void plan_release(struct plan *p);
 /* One line per step: "[host] command". */
 void plan_print(const struct plan *p, const struct cr_opts *o, FILE *f);
@@ -120,8 +122,11 @@ const char *plan_host_name(enum plan_host h);
 /* The switch-to-configuration command nixos-rebuild-ng runs: through a
  * transient systemd-run unit when use_systemd, directly otherwise.
  * stc is the path of bin/switch-to-configuration. */
-void plan_activation_argv(const char *stc, const char *action,
-                          int use_systemd, int install_bootloader,
-                          struct strvec *argv, struct strvec *env);
+void plan_activation_argv(const char *stc,
+                          const char *action,
+                          int use_systemd,
+                          int install_bootloader,
+                          struct strvec *argv,
+                          struct strvec *env);
 
 #endif

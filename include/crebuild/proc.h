@@ -9,14 +9,14 @@
 #include "crebuild/strvec.h"
 
 struct proc_spec {
-    const struct strvec *argv;   /* argv[0] looked up in PATH */
-    char *const *envp;           /* full environment; NULL = inherit */
-    const char *input;           /* written to stdin, then closed */
+    const struct strvec *argv; /* argv[0] looked up in PATH */
+    char *const *envp;         /* full environment; NULL = inherit */
+    const char *input;         /* written to stdin, then closed */
     size_t input_len;
-    int tty;                     /* inherit our stdin (editors, repl) */
-    struct strbuf *out;          /* capture stdout; NULL = out_fd */
-    int out_fd;                  /* where stdout goes when not captured */
-    struct strbuf *err;          /* capture stderr; NULL = err_fd */
+    int tty;            /* inherit our stdin (editors, repl) */
+    struct strbuf *out; /* capture stdout; NULL = out_fd */
+    int out_fd;         /* where stdout goes when not captured */
+    struct strbuf *err; /* capture stderr; NULL = err_fd */
     int err_fd;
 };
 

@@ -5,14 +5,17 @@
 #include <stddef.h>
 
 struct strbuf {
-    char *buf;    /* never NULL after init; always NUL-terminated */
+    char *buf; /* never NULL after init; always NUL-terminated */
     size_t len;
     size_t alloc;
-    size_t max;   /* 0 = unbounded; else appends beyond max are dropped */
+    size_t max;    /* 0 = unbounded; else appends beyond max are dropped */
     int truncated; /* set when an append was cut at max */
 };
 
-#define STRBUF_INIT {strbuf_empty, 0, 0, 0, 0}
+#define STRBUF_INIT              \
+    {                            \
+        strbuf_empty, 0, 0, 0, 0 \
+    }
 extern char strbuf_empty[];
 
 void strbuf_init(struct strbuf *sb, size_t max);

@@ -6,13 +6,16 @@
 #include <stddef.h>
 
 struct strvec {
-    char **v;  /* NULL-terminated; points at strvec_empty when empty */
+    char **v; /* NULL-terminated; points at strvec_empty when empty */
     size_t n;
     size_t alloc;
 };
 
 extern char *strvec_empty[];
-#define STRVEC_INIT {strvec_empty, 0, 0}
+#define STRVEC_INIT        \
+    {                      \
+        strvec_empty, 0, 0 \
+    }
 
 void strvec_init(struct strvec *sv);
 void strvec_push(struct strvec *sv, const char *s);

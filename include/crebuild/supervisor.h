@@ -16,13 +16,13 @@
 #define CR_EXIT_ROLLED_BACK 4
 
 struct supervise_req {
-    const char *stc;         /* .../bin/switch-to-configuration to run */
-    const char *action;      /* "switch" or "test" */
-    const char *profile;     /* the system profile */
-    const char *prev_gen;    /* switch: generation number to restore */
-    unsigned timeout;        /* seconds to wait for the confirmation */
+    const char *stc;      /* .../bin/switch-to-configuration to run */
+    const char *action;   /* "switch" or "test" */
+    const char *profile;  /* the system profile */
+    const char *prev_gen; /* switch: generation number to restore */
+    unsigned timeout;     /* seconds to wait for the confirmation */
     int install_bootloader;
-    int use_systemd;         /* supervise in a transient systemd unit */
+    int use_systemd; /* supervise in a transient systemd unit */
 };
 
 struct supervise_hooks {
@@ -38,8 +38,10 @@ struct supervise_hooks {
 
 /* The script's argv for one mode: start, run, follow, status, confirm,
  * abort, cleanup.  Exposed for tests. */
-void supervisor_argv(const char *mode, const char *state,
-                     const struct supervise_req *r, struct strvec *argv);
+void supervisor_argv(const char *mode,
+                     const char *state,
+                     const struct supervise_req *r,
+                     struct strvec *argv);
 
 /* Run the whole supervised activation on *target.  *target may be
  * replaced by a new connection (the old one is left to the caller, in
@@ -47,7 +49,8 @@ void supervisor_argv(const char *mode, const char *state,
  * switch-to-configuration's status when activation failed (no rollback,
  * as nixos-rebuild), CR_EXIT_ROLLED_BACK when the previous configuration
  * was restored, 1 on other errors, 130 when interrupted. */
-int supervise_activate(struct host **target, struct host **spare,
+int supervise_activate(struct host **target,
+                       struct host **spare,
                        const struct supervise_req *r,
                        const struct supervise_hooks *hooks);
 

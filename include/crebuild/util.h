@@ -8,15 +8,15 @@
 /* Error codes: fallible functions return 0 or one of these (negative). */
 enum {
     CR_OK = 0,
-    CR_EUSAGE = -1,  /* bad command line or input */
-    CR_ESYS = -2,    /* a system call failed, errno is set */
-    CR_ECHILD = -3,  /* a child process failed */
-    CR_ESSH = -4,    /* SSH connection, authentication or channel failure */
-    CR_EPROTO = -5,  /* the remote spoke the Nix protocol wrongly */
-    CR_ENIX = -6,    /* Nix reported an error or answered unexpectedly */
-    CR_EHOSTKEY = -7, /* host key unknown or changed */
-    CR_EAUTH = -8,   /* authentication or sudo password refused */
-    CR_EINTR = -9,   /* interrupted by SIGINT/SIGTERM */
+    CR_EUSAGE = -1,    /* bad command line or input */
+    CR_ESYS = -2,      /* a system call failed, errno is set */
+    CR_ECHILD = -3,    /* a child process failed */
+    CR_ESSH = -4,      /* SSH connection, authentication or channel failure */
+    CR_EPROTO = -5,    /* the remote spoke the Nix protocol wrongly */
+    CR_ENIX = -6,      /* Nix reported an error or answered unexpectedly */
+    CR_EHOSTKEY = -7,  /* host key unknown or changed */
+    CR_EAUTH = -8,     /* authentication or sudo password refused */
+    CR_EINTR = -9,     /* interrupted by SIGINT/SIGTERM */
     CR_ECORRUPT = -10, /* local store content does not match its hash */
 };
 
@@ -32,7 +32,8 @@ char *xvasprintf(const char *fmt, va_list ap)
     __attribute__((format(printf, 1, 0)));
 
 /* Print "crebuild: error: ..." and exit(1).  Only for OOM and main(). */
-void cr_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void cr_die(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 
 /* Parse a decimal unsigned number in [0, max]; 0 on success, -1 otherwise. */
 int parse_uint(const char *s, unsigned long long max, unsigned long long *out);

@@ -36,9 +36,10 @@ test_parse(void **state)
 static void
 test_malformed(void **state)
 {
-    static const char *const bad[] = {
-        "x\t1\t0\ta\tb\tc\t\n", "1\t1\t2\ta\tb\tc\t\n", "1\t1\t0\ta\n",
-        "1\t-5\t0\ta\tb\tc\t\n"};
+    static const char *const bad[] = {"x\t1\t0\ta\tb\tc\t\n",
+                                      "1\t1\t2\ta\tb\tc\t\n",
+                                      "1\t1\t0\ta\n",
+                                      "1\t-5\t0\ta\tb\tc\t\n"};
     struct generation_list l;
 
     (void)state;
@@ -83,8 +84,13 @@ test_print(void **state)
     assert_non_null(strstr(buf, "\"specialisations\":\t[\"extra\", \"web\"]"));
     assert_non_null(strstr(buf, "\"current\":\ttrue"));
     /* key order as nixos-rebuild */
-    const char *k[] = {"generation", "date", "nixosVersion", "kernelVersion",
-                       "configurationRevision", "specialisations", "current"};
+    const char *k[] = {"generation",
+                       "date",
+                       "nixosVersion",
+                       "kernelVersion",
+                       "configurationRevision",
+                       "specialisations",
+                       "current"};
     const char *prev = buf;
     for (size_t i = 0; i < ARRAY_SIZE(k); i++) {
         const char *at = strstr(prev, k[i]);
@@ -112,7 +118,17 @@ test_script(void **state)
                           " && ln -s %s %s/system-1-link && ln -s %s "
                           "%s/system-2-link && ln -s system-2-link %s/system "
                           "&& ln -s %s %s/system-x-link",
-                          g1, mods, spec, g2, g1, dir, g2, dir, dir, g1, dir);
+                          g1,
+                          mods,
+                          spec,
+                          g2,
+                          g1,
+                          dir,
+                          g2,
+                          dir,
+                          dir,
+                          g1,
+                          dir);
     assert_int_equal(system(cmd), 0);
     char *profile = xasprintf("%s/system", dir);
     assert_int_equal(generations_read(h, profile, &l), 0);

@@ -6,9 +6,9 @@
 #include "crebuild/plan.h"
 #include "crebuild/strvec.h"
 
-#define FF "nix --extra-experimental-features 'nix-command flakes'"
-#define TOP ".config.system.build.toplevel"
-#define PROFILE "/nix/var/nix/profiles/system"
+#define FF            "nix --extra-experimental-features 'nix-command flakes'"
+#define TOP           ".config.system.build.toplevel"
+#define PROFILE       "/nix/var/nix/profiles/system"
 #define CHECK_VERSION "test -f @toplevel@/nixos-version\n"
 
 struct row {
@@ -21,59 +21,75 @@ struct row {
 
 static const struct row rows[] = {
     {"switch flake local (ng test_execute_nix_switch_flake)",
-     {"switch", "--flake", "/path/to/config#hostname", "--install-bootloader",
-      "--sudo", "--verbose", "--no-reexec", "--option",
-      "narinfo-cache-negative-ttl", "1200", NULL},
-     NULL, NULL,
+     {"switch",
+      "--flake",
+      "/path/to/config#hostname",
+      "--install-bootloader",
+      "--sudo",
+      "--verbose",
+      "--no-reexec",
+      "--option",
+      "narinfo-cache-negative-ttl",
+      "1200",
+      NULL},
+     NULL,
+     NULL,
      "[local] " FF " build --json '/path/to/config#nixosConfigurations."
      "\"hostname\"" TOP "' -v --option narinfo-cache-negative-ttl 1200 "
      "--no-link -> @toplevel@\n"
      "[local] current generation of " PROFILE " -> @prevgen@\n"
-     "[local] " CHECK_VERSION
-     "[local] (elevated) nix-env -p " PROFILE " --set @toplevel@\n"
+     "[local] " CHECK_VERSION "[local] (elevated) nix-env -p " PROFILE
+     " --set @toplevel@\n"
      "[local] (elevated) activate: @toplevel@/bin/switch-to-configuration "
      "switch\n"},
     {"boot classic (ng test_execute_nix_boot)",
      {"boot", "--no-flake", "-vvv", "--no-reexec", NULL},
-     NULL, NULL,
+     NULL,
+     NULL,
      "[local] write <nixpkgs>/.version-suffix (may fail)\n"
      "[local] nix-build '<nixpkgs/nixos>' --attr "
      "config.system.build.toplevel -vvv --no-out-link -> @toplevel@\n"
      "[local] current generation of " PROFILE " -> @prevgen@\n"
-     "[local] " CHECK_VERSION
-     "[local] nix-env -p " PROFILE " --set @toplevel@\n"
+     "[local] " CHECK_VERSION "[local] nix-env -p " PROFILE
+     " --set @toplevel@\n"
      "[local] activate: @toplevel@/bin/switch-to-configuration "
      "boot\n"},
     {"test flake, default attribute from the host name",
      {"test", "--flake", "github:user/repo", NULL},
-     "myhost", NULL,
+     "myhost",
+     NULL,
      "[local] " FF " build --json 'github:user/repo#nixosConfigurations."
      "\"myhost\"" TOP "' --no-link -> @toplevel@\n"
      "[local] activate: @toplevel@/bin/switch-to-configuration "
      "test\n"},
     {"build keeps ./result",
      {"build", "--flake", ".#alpha", NULL},
-     NULL, NULL,
+     NULL,
+     NULL,
      "[local] " FF " build --json '.#nixosConfigurations.\"alpha\"" TOP
      "' -> @toplevel@\n"},
     {"build classic with -I (ng: long form)",
      {"build", "--no-flake", "-I", "nixos-config=./c.nix", NULL},
-     NULL, NULL,
+     NULL,
+     NULL,
      "[local] nix-build '<nixpkgs/nixos>' --attr config.system.build.toplevel"
      " --include nixos-config=./c.nix -> @toplevel@\n"},
     {"file and attr",
      {"build", "-f", "./sys.nix", "-A", "alpha", NULL},
-     NULL, "/etc/nixos",
+     NULL,
+     "/etc/nixos",
      "[local] nix-build ./sys.nix --attr alpha.config.system.build.toplevel"
      " -> @toplevel@\n"},
     {"auto-detected /etc/nixos flake",
      {"dry-build", NULL},
-     "h1", "/etc/nixos",
+     "h1",
+     "/etc/nixos",
      "[local] " FF " build '/etc/nixos#nixosConfigurations.\"h1\"" TOP
      "' --dry-run\n"},
     {"dry-activate",
      {"dry-activate", "--flake", ".#a", NULL},
-     NULL, NULL,
+     NULL,
+     NULL,
      "[local] " FF " build --json '.#nixosConfigurations.\"a\"" TOP
      "' --no-link -> @toplevel@\n"
      "[local] diff the running system and @toplevel@\n"
@@ -81,20 +97,26 @@ static const struct row rows[] = {
      "dry-activate\n"},
     {"--diff before the profile changes",
      {"switch", "--flake", ".#a", "--diff", "--target-host", "t", NULL},
-     NULL, NULL,
+     NULL,
+     NULL,
      "[local] " FF " build --json '.#nixosConfigurations.\"a\"" TOP
      "' --no-link -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from local to t\n"
      "[t] diff the running system and @toplevel@\n"
      "[t] current generation of " PROFILE " -> @prevgen@\n"
-     "[t] " CHECK_VERSION
-     "[t] nix-env -p " PROFILE " --set @toplevel@\n"
+     "[t] " CHECK_VERSION "[t] nix-env -p " PROFILE " --set @toplevel@\n"
      "[t] activate (magic rollback, confirm within 30 s): "
      "@toplevel@/bin/switch-to-configuration switch\n"},
     {"target host (ng test_execute_nix_switch_flake_target_host)",
-     {"switch", "--flake", "/p#hostname", "--use-remote-sudo",
-      "--target-host", "user@localhost", NULL},
-     NULL, NULL,
+     {"switch",
+      "--flake",
+      "/p#hostname",
+      "--use-remote-sudo",
+      "--target-host",
+      "user@localhost",
+      NULL},
+     NULL,
+     NULL,
      "[local] " FF " build --json '/p#nixosConfigurations.\"hostname\"" TOP
      "' --no-link -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from local to user@localhost\n"
@@ -104,17 +126,30 @@ static const struct row rows[] = {
      "[user@localhost] (elevated) activate (magic rollback, confirm within "
      "30 s): @toplevel@/bin/switch-to-configuration switch\n"},
     {"target host, --no-magic-rollback, --confirm-timeout",
-     {"test", "--flake", "/p#h", "--target-host", "t", "--no-magic-rollback",
+     {"test",
+      "--flake",
+      "/p#h",
+      "--target-host",
+      "t",
+      "--no-magic-rollback",
       NULL},
-     NULL, NULL,
+     NULL,
+     NULL,
      "[local] " FF " build --json '/p#nixosConfigurations.\"h\"" TOP
      "' --no-link -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from local to t\n"
      "[t] activate: @toplevel@/bin/switch-to-configuration test\n"},
     {"remote test: supervised, no profile change",
-     {"test", "--flake", "/p#h", "--target-host", "t", "--confirm-timeout",
-      "5", NULL},
-     NULL, NULL,
+     {"test",
+      "--flake",
+      "/p#h",
+      "--target-host",
+      "t",
+      "--confirm-timeout",
+      "5",
+      NULL},
+     NULL,
+     NULL,
      "[local] " FF " build --json '/p#nixosConfigurations.\"h\"" TOP
      "' --no-link -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from local to t\n"
@@ -122,18 +157,18 @@ static const struct row rows[] = {
      "@toplevel@/bin/switch-to-configuration test\n"},
     {"remote boot: never supervised",
      {"boot", "--flake", "/p#h", "--target-host", "t", NULL},
-     NULL, NULL,
+     NULL,
+     NULL,
      "[local] " FF " build --json '/p#nixosConfigurations.\"h\"" TOP
      "' --no-link -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from local to t\n"
      "[t] current generation of " PROFILE " -> @prevgen@\n"
-     "[t] " CHECK_VERSION
-     "[t] nix-env -p " PROFILE " --set @toplevel@\n"
+     "[t] " CHECK_VERSION "[t] nix-env -p " PROFILE " --set @toplevel@\n"
      "[t] activate: @toplevel@/bin/switch-to-configuration boot\n"},
     {"build host only (ng test_execute_nix_switch_flake_build_host)",
-     {"switch", "--flake", "/p#hostname", "--build-host", "user@b", "-s",
-      NULL},
-     NULL, NULL,
+     {"switch", "--flake", "/p#hostname", "--build-host", "user@b", "-s", NULL},
+     NULL,
+     NULL,
      "[local] " FF " eval --raw '/p#nixosConfigurations.\"hostname\"" TOP
      ".drvPath' -> @drv@\n"
      "[local] copy closure of @drv@ from local to user@b (substitute on "
@@ -144,15 +179,23 @@ static const struct row rows[] = {
      "[local] copy closure of @toplevel@ from user@b to local (substitute on "
      "destination)\n"
      "[local] current generation of " PROFILE " -> @prevgen@\n"
-     "[local] " CHECK_VERSION
-     "[local] nix-env -p " PROFILE " --set @toplevel@\n"
+     "[local] " CHECK_VERSION "[local] nix-env -p " PROFILE
+     " --set @toplevel@\n"
      "[local] activate: @toplevel@/bin/switch-to-configuration "
      "switch\n"
      "[user@b] rm -rf @tmp@ (may fail)\n"},
     {"build host and target host",
-     {"boot", "--flake", "/p#h", "--build-host", "b", "--target-host", "t",
-      "--sudo", NULL},
-     NULL, NULL,
+     {"boot",
+      "--flake",
+      "/p#h",
+      "--build-host",
+      "b",
+      "--target-host",
+      "t",
+      "--sudo",
+      NULL},
+     NULL,
+     NULL,
      "[local] " FF " eval --raw '/p#nixosConfigurations.\"h\"" TOP
      ".drvPath' -> @drv@\n"
      "[local] copy closure of @drv@ from local to b\n"
@@ -161,15 +204,22 @@ static const struct row rows[] = {
      "[b] readlink -f @tmp@/result -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from b to t\n"
      "[t] current generation of " PROFILE " -> @prevgen@\n"
-     "[t] " CHECK_VERSION
-     "[t] (elevated) nix-env -p " PROFILE " --set @toplevel@\n"
+     "[t] " CHECK_VERSION "[t] (elevated) nix-env -p " PROFILE
+     " --set @toplevel@\n"
      "[t] (elevated) activate: @toplevel@/bin/switch-to-configuration "
      "boot\n"
      "[b] rm -rf @tmp@ (may fail)\n"},
     {"build host = target host: no copy between them",
-     {"test", "--flake", "/p#h", "--build-host", "r@t", "--target-host",
-      "r@t", NULL},
-     NULL, NULL,
+     {"test",
+      "--flake",
+      "/p#h",
+      "--build-host",
+      "r@t",
+      "--target-host",
+      "r@t",
+      NULL},
+     NULL,
+     NULL,
      "[local] " FF " eval --raw '/p#nixosConfigurations.\"h\"" TOP
      ".drvPath' -> @drv@\n"
      "[local] copy closure of @drv@ from local to r@t\n"
@@ -180,71 +230,88 @@ static const struct row rows[] = {
      "@toplevel@/bin/switch-to-configuration test\n"
      "[r@t] rm -rf @tmp@ (may fail)\n"},
     {"dry-build with hosts: no copy to the target",
-     {"dry-build", "--flake", "/p#h", "--build-host", "b", "--target-host",
-      "t", NULL},
-     NULL, NULL,
+     {"dry-build",
+      "--flake",
+      "/p#h",
+      "--build-host",
+      "b",
+      "--target-host",
+      "t",
+      NULL},
+     NULL,
+     NULL,
      "[local] " FF " eval --raw '/p#nixosConfigurations.\"h\"" TOP
      ".drvPath' -> @drv@\n"
      "[local] copy closure of @drv@ from local to b\n"
      "[b] nix-store --realise @drv@ --dry-run\n"},
     {"switch --rollback (ng test_execute_switch_rollback)",
      {"switch", "--rollback", "--install-bootloader", "--no-flake", NULL},
-     NULL, NULL,
+     NULL,
+     NULL,
      "[local] current generation of " PROFILE " -> @prevgen@\n"
      "[local] nix-env --rollback -p " PROFILE "\n"
-     "[local] activate: " PROFILE
-     "/bin/switch-to-configuration switch\n"},
+     "[local] activate: " PROFILE "/bin/switch-to-configuration switch\n"},
     {"test --rollback with a profile (ng test_execute_test_rollback)",
      {"test", "--rollback", "--profile-name", "foo", NULL},
-     NULL, NULL,
+     NULL,
+     NULL,
      "[local] previous generation of "
      "/nix/var/nix/profiles/system-profiles/foo -> @toplevel@\n"
      "[local] activate: @toplevel@/bin/switch-to-configuration "
      "test\n"},
     {"build --rollback links ./result",
      {"build", "--rollback", "--no-flake", NULL},
-     NULL, NULL,
+     NULL,
+     NULL,
      "[local] previous generation of " PROFILE " -> @toplevel@\n"
      "[local] ln -sfT @toplevel@ ./result\n"},
     {"specialisation is checked before the profile changes",
      {"switch", "--flake", ".#a", "-c", "extra", "-p", "web", NULL},
-     NULL, NULL,
+     NULL,
+     NULL,
      "[local] " FF " build --json '.#nixosConfigurations.\"a\"" TOP
      "' --no-link -> @toplevel@\n"
      "[local] test -f @toplevel@/specialisation/extra/bin/"
      "switch-to-configuration\n"
-     "[local] current generation of /nix/var/nix/profiles/system-profiles/web -> @prevgen@\n"
-     "[local] " CHECK_VERSION
-     "[local] mkdir -p -m 0755 "
+     "[local] current generation of /nix/var/nix/profiles/system-profiles/web "
+     "-> @prevgen@\n"
+     "[local] " CHECK_VERSION "[local] mkdir -p -m 0755 "
      "/nix/var/nix/profiles/system-profiles\n"
      "[local] nix-env -p /nix/var/nix/profiles/system-profiles/web"
      " --set @toplevel@\n"
      "[local] activate: @toplevel@/specialisation/extra/bin/"
      "switch-to-configuration switch\n"},
     {"store path: no evaluation",
-     {"switch", "--store-path", "/nix/store/aaaa-sys", "--target-host", "t",
+     {"switch",
+      "--store-path",
+      "/nix/store/aaaa-sys",
+      "--target-host",
+      "t",
       NULL},
-     NULL, NULL,
+     NULL,
+     NULL,
      "[local] nix-store --realise /nix/store/aaaa-sys -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from local to t\n"
      "[t] current generation of " PROFILE " -> @prevgen@\n"
-     "[t] " CHECK_VERSION
-     "[t] nix-env -p " PROFILE " --set @toplevel@\n"
+     "[t] " CHECK_VERSION "[t] nix-env -p " PROFILE " --set @toplevel@\n"
      "[t] activate (magic rollback, confirm within 30 s): "
      "@toplevel@/bin/switch-to-configuration switch\n"},
     {"build-vm",
      {"build-vm", "--flake", ".#a", NULL},
-     NULL, NULL,
+     NULL,
+     NULL,
      "[local] " FF " build --json '.#nixosConfigurations.\"a\""
      ".config.system.build.vm' -> @toplevel@\n"},
     {"build-vm-with-bootloader classic",
      {"build-vm-with-bootloader", "--no-flake", NULL},
-     NULL, NULL,
+     NULL,
+     NULL,
      "[local] nix-build '<nixpkgs/nixos>' --attr "
      "config.system.build.vmWithBootLoader -> @toplevel@\n"},
     {"build-image",
      {"build-image", "--flake", ".#a", "--image-variant", "qcow2", NULL},
-     NULL, NULL,
+     NULL,
+     NULL,
      "[local] " FF " eval --json '.#nixosConfigurations.\"a\""
      ".config.system.build.images' --apply builtins.attrNames -> "
      "@variants@\n"
@@ -256,21 +323,36 @@ static const struct row rows[] = {
      "@filepath@\n"},
     {"list-generations --json on a target",
      {"list-generations", "--json", "--target-host", "t", NULL},
-     NULL, NULL,
+     NULL,
+     NULL,
      "[t] list generations of " PROFILE " (json)\n"},
     {"edit flake",
      {"edit", "--flake", "/f#h", "--commit-lock-file", NULL},
-     NULL, NULL,
+     NULL,
+     NULL,
      "[local] " FF " edit --commit-lock-file -- '/f#nixosConfigurations."
      "\"h\"'\n"},
     {"edit classic",
      {"edit", "--no-flake", NULL},
-     NULL, NULL,
+     NULL,
+     NULL,
      "[local] vi /etc/nixos/configuration.nix\n"},
     {"pass-through groups: eval-only flags stay off the build host",
-     {"switch", "--flake", "/p#h", "--build-host", "b", "--impure",
-      "--override-input", "nixpkgs", "path:/x", "-L", "-j", "4", NULL},
-     NULL, NULL,
+     {"switch",
+      "--flake",
+      "/p#h",
+      "--build-host",
+      "b",
+      "--impure",
+      "--override-input",
+      "nixpkgs",
+      "path:/x",
+      "-L",
+      "-j",
+      "4",
+      NULL},
+     NULL,
+     NULL,
      "[local] " FF " eval --raw '/p#nixosConfigurations.\"h\"" TOP
      ".drvPath' --max-jobs 4 --print-build-logs --impure --override-input "
      "nixpkgs path:/x -> @drv@\n"
@@ -280,8 +362,8 @@ static const struct row rows[] = {
      "[b] readlink -f @tmp@/result -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from b to local\n"
      "[local] current generation of " PROFILE " -> @prevgen@\n"
-     "[local] " CHECK_VERSION
-     "[local] nix-env -p " PROFILE " --set @toplevel@\n"
+     "[local] " CHECK_VERSION "[local] nix-env -p " PROFILE
+     " --set @toplevel@\n"
      "[local] activate: @toplevel@/bin/switch-to-configuration switch\n"
      "[b] rm -rf @tmp@ (may fail)\n"},
 };
@@ -333,8 +415,10 @@ test_rows(void **state)
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         char *got = render(&rows[i]);
         if (strcmp(got, rows[i].expect) != 0) {
-            print_error("row '%s'\n--- expected\n%s--- got\n%s", rows[i].name,
-                        rows[i].expect, got);
+            print_error("row '%s'\n--- expected\n%s--- got\n%s",
+                        rows[i].name,
+                        rows[i].expect,
+                        got);
             free(got);
             fail();
         }
@@ -348,8 +432,12 @@ test_activation_argv(void **state)
     struct strvec argv = STRVEC_INIT, env = STRVEC_INIT;
 
     (void)state;
-    plan_activation_argv("/nix/store/x/bin/switch-to-configuration", "switch",
-                         1, 1, &argv, &env);
+    plan_activation_argv("/nix/store/x/bin/switch-to-configuration",
+                         "switch",
+                         1,
+                         1,
+                         &argv,
+                         &env);
     const char *want[] = {"systemd-run",
                           "-E",
                           "LOCALE_ARCHIVE",
@@ -391,8 +479,7 @@ test_hostile_attribute_rejected(void **state)
     struct plan_facts f;
     struct plan p;
     char *err = NULL;
-    char a0[] = "crebuild", a1[] = "switch", a2[] = "--flake",
-         a3[] = ".#a\".x";
+    char a0[] = "crebuild", a1[] = "switch", a2[] = "--flake", a3[] = ".#a\".x";
     char *argv[] = {a0, a1, a2, a3, NULL};
 
     (void)state;

@@ -56,10 +56,24 @@ test_strvec(void **state)
 static void
 test_shquote_roundtrip(void **state)
 {
-    static const char *const words[] = {
-        "plain", "", "with space", "it's", "$(touch /tmp/pwned)", "`id`",
-        "a;b", "new\nline", "\"dq\"", "back\\slash", "-leading", "..", "*",
-        "~root", "a'b'c", "$HOME", "!x", "tab\there"};
+    static const char *const words[] = {"plain",
+                                        "",
+                                        "with space",
+                                        "it's",
+                                        "$(touch /tmp/pwned)",
+                                        "`id`",
+                                        "a;b",
+                                        "new\nline",
+                                        "\"dq\"",
+                                        "back\\slash",
+                                        "-leading",
+                                        "..",
+                                        "*",
+                                        "~root",
+                                        "a'b'c",
+                                        "$HOME",
+                                        "!x",
+                                        "tab\there"};
     struct strvec argv = STRVEC_INIT;
     struct strbuf cmd = STRBUF_INIT;
 
@@ -113,7 +127,9 @@ test_flakeref(void **state)
         {"#h", "", "h", 1},
         {".", ".", NULL, 1},
         {".#", ".", NULL, 1},
-        {"git+https://h/r?ref=main#host", "git+https://h/r?ref=main", "host",
+        {"git+https://h/r?ref=main#host",
+         "git+https://h/r?ref=main",
+         "host",
          1},
         {"a#b#c", "a#b", "c", 1},
         {"path:/x#my.host", "path:/x", "my.host", 1},
@@ -142,7 +158,8 @@ test_flakeref(void **state)
         }
         flakeref_release(&f);
     }
-    char *inst = flakeref_installable(".", "h", ".config.system.build.toplevel");
+    char *inst =
+        flakeref_installable(".", "h", ".config.system.build.toplevel");
     assert_string_equal(inst,
                         ".#nixosConfigurations.\"h\".config.system.build."
                         "toplevel");
