@@ -90,6 +90,8 @@ install: crebuild
 	install -m 0644 completions/crebuild.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/crebuild
 	install -m 0644 completions/_crebuild $(DESTDIR)$(DATADIR)/zsh/site-functions/_crebuild
 	install -m 0644 completions/crebuild.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/crebuild.fish
+	@# NIXOS_REBUILD=1: also install as nixos-rebuild (a symlink)
+	if [ "$(NIXOS_REBUILD)" = 1 ]; then ln -sf crebuild $(DESTDIR)$(BINDIR)/nixos-rebuild; fi
 
 bench: crebuild
 	bench/run.sh
