@@ -6,6 +6,7 @@
 #include "crebuild/health.h"
 #include "crebuild/generations.h"
 #include "crebuild/log.h"
+#include "crebuild/nixjson.h"
 #include "crebuild/shquote.h"
 #include "crebuild/supervisor.h"
 #include "crebuild/util.h"
@@ -101,28 +102,6 @@ last_line(const char *text)
     return end > start ? xstrndup(start, (size_t)(end - start)) : NULL;
 }
 
-/* `nix build --json`: [{"drvPath": ..., "outputs": {"out": PATH}}]. */
-static char *
-json_out_path(const char *text)
-{
-    cJSON *root = cJSON_Parse(text);
-    cJSON *first, *outputs, *out;
-    char *path = NULL;
-
-    if (root == NULL) {
-        return NULL;
-    }
-    first = cJSON_GetArrayItem(root, 0);
-    outputs = first ? cJSON_GetObjectItemCaseSensitive(first, "outputs")
-                    : NULL;
-    out = outputs ? cJSON_GetObjectItemCaseSensitive(outputs, "out") : NULL;
-    if (cJSON_IsString(out) && out->valuestring[0] == '/') {
-        path = xstrdup(out->valuestring);
-    }
-    cJSON_Delete(root);
-    return path;
-}
-
 static int
 is_store_path(const char *p)
 {
@@ -192,7 +171,7 @@ step_run(struct exec_ctx *x, const struct step *s)
     if (s->capture != CAP_NONE && s->var != VAR_NONE) {
         char *v = NULL;
         if (s->capture == CAP_JSON_OUT) {
-            v = json_out_path(out.buf);
+            v = nixjson_out_path(out.buf);
         } else if (s->capture == CAP_LINE) {
             v = last_line(out.buf);
         } else {
