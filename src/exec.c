@@ -30,6 +30,9 @@ exec_init(struct exec_ctx *x, const struct cr_opts *o)
 {
     memset(x, 0, sizeof(*x));
     x->o = o;
+    for (int i = 0; i < PH_COUNT; i++) {
+        x->systemd[i] = -1;
+    }
 }
 
 void
@@ -237,7 +240,11 @@ has_systemd(struct exec_ctx *x, struct host *h)
         getenv("NIXOS_SWITCH_USE_DIRTY_ENV") != NULL) {
         return 0;
     }
-    (void)x;
+    for (int i = 0; i < PH_COUNT; i++) {
+        if (x->hosts[i] == h && x->systemd[i] >= 0) {
+            return x->systemd[i]; /* known from the probe */
+        }
+    }
     strvec_pushl(&argv, "test", "-d", "/run/systemd/system", NULL);
     cmd.argv = &argv;
     if (host_run(h, &cmd, &status) != 0) {
@@ -349,35 +356,93 @@ step_activate_supervised(struct exec_ctx *x, const struct step *s)
     return ret;
 }
 
-static int
-step_current_gen(struct exec_ctx *x, const struct step *s)
+/* Parse "system-3-link" (profile's base name "system") into "3". */
+static char *
+generation_number(const char *profile, const char *link)
 {
-    struct strvec argv = STRVEC_INIT;
-    struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
-    struct host_cmd cmd = {0};
-    const char *base = strrchr(s->profile, '/');
-    int status = -1;
+    const char *base = strrchr(profile, '/');
+    size_t blen;
 
-    strvec_pushl(&argv, "readlink", s->profile, NULL);
-    cmd.argv = &argv;
-    cmd.out = &out;
-    cmd.err = &err;
-    if (host_run(host_of(x, s->host), &cmd, &status) == 0 && status == 0) {
-        /* "system-3-link" -> "3" */
-        size_t blen = strlen(base + 1);
-        strbuf_rtrim(&out);
-        if (strncmp(out.buf, base + 1, blen) == 0 && out.buf[blen] == '-') {
-            const char *num = out.buf + blen + 1;
-            size_t digits = strspn(num, "0123456789");
-            if (digits > 0 && strcmp(num + digits, "-link") == 0) {
-                x->vars[VAR_PREVGEN] = xstrndup(num, digits);
-            }
+    base = base ? base + 1 : profile;
+    blen = strlen(base);
+    if (strncmp(link, base, blen) == 0 && link[blen] == '-') {
+        const char *num = link + blen + 1;
+        size_t digits = strspn(num, "0123456789");
+        if (digits > 0 && strcmp(num + digits, "-link") == 0) {
+            return xstrndup(num, digits);
         }
     }
+    return NULL;
+}
+
+/* The read-only checks before the target changes, in one command. */
+static const char probe_script[] =
+    "p=$1; top=$2; spec=$3\n"
+    "if [ -n \"$p\" ] && g=$(readlink \"$p\" 2>/dev/null); then\n"
+    "  echo \"gen=${g##*/}\"; fi\n"
+    "if [ -n \"$top\" ]; then\n"
+    "  if [ -f \"$top/nixos-version\" ]; then echo version=1;\n"
+    "  else echo version=0; fi; fi\n"
+    "if [ -n \"$spec\" ]; then\n"
+    "  if [ -f \"$spec\" ]; then echo spec=1; else echo spec=0; fi; fi\n"
+    "if [ -d /run/systemd/system ]; then echo systemd=1;\n"
+    "else echo systemd=0; fi\n";
+
+static int
+step_probe(struct exec_ctx *x, const struct step *s)
+{
+    struct host *h = host_of(x, s->host);
+    struct strvec argv = STRVEC_INIT;
+    struct strbuf out = STRBUF_INIT;
+    struct host_cmd cmd = {0};
+    char *spec = NULL;
+    int status = -1, rc, ret = 0;
+
+    if (s->probe_spec != NULL) {
+        spec = xasprintf("%s/specialisation/%s/bin/switch-to-configuration",
+                         x->vars[VAR_TOPLEVEL] ? x->vars[VAR_TOPLEVEL] : "",
+                         s->probe_spec);
+    }
+    strvec_pushl(&argv, "/bin/sh", "-c", probe_script, "probe",
+                 s->profile ? s->profile : "",
+                 s->probe_version ? x->vars[VAR_TOPLEVEL] : "",
+                 spec ? spec : "", NULL);
+    out.max = 64 << 10;
+    cmd.argv = &argv;
+    cmd.out = &out;
+    rc = host_run(h, &cmd, &status);
+    if (rc != 0 || status != 0) {
+        if (rc != CR_ESSH) {
+            log_error("cannot inspect %s before changing it", h->name);
+        }
+        ret = rc == CR_EINTR ? 130 : 1;
+        goto out;
+    }
+    x->systemd[s->host] = strstr(out.buf, "systemd=1") != NULL ? 1 : 0;
+    if (s->profile != NULL) {
+        const char *g = strstr(out.buf, "gen=");
+        if (g != NULL) {
+            char *link = xstrndup(g + 4, strcspn(g + 4, "\n"));
+            free(x->vars[VAR_PREVGEN]);
+            x->vars[VAR_PREVGEN] = generation_number(s->profile, link);
+            free(link);
+        }
+    }
+    if (s->probe_version && strstr(out.buf, "version=1") == NULL) {
+        log_error("your NixOS configuration path seems to be missing "
+                  "essential files; to skip this check, set "
+                  "NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_"
+                  "MY_SYSTEM");
+        ret = 1;
+    } else if (spec != NULL && strstr(out.buf, "spec=1") == NULL) {
+        log_error("specialisation not found: %s", s->probe_spec);
+        ret = 1;
+    }
+out:
+    free(spec);
     strvec_clear(&argv);
     strbuf_release(&out);
-    strbuf_release(&err);
-    return 0;
+    return ret;
 }
 
 static int
@@ -650,8 +715,8 @@ run_step(struct exec_ctx *x, const struct step *s)
         return step_version_suffix(x);
     case STEP_RESULT_LINK:
         return step_result_link(x);
-    case STEP_CURRENT_GEN:
-        return step_current_gen(x, s);
+    case STEP_PROBE:
+        return step_probe(x, s);
     case STEP_DIFF:
         return step_diff(x, s);
     }

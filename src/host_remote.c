@@ -537,9 +537,18 @@ host_remote_open(const struct remote_config *cfg, struct host **out, char **err)
         goto out;
     }
     strbuf_init(&uid, 64);
-    rc = run_capture(rh, id_u, &uid, err);
-    if (rc != 0) {
-        goto out;
+    if (ssh_conn_user(rh->conn) != NULL) {
+        /* The login name says it; saves a round trip per connection (a
+         * second account with uid 0 is treated as an ordinary user, so
+         * its commands still go through sudo). */
+        strbuf_addstr(&uid,
+                      strcmp(ssh_conn_user(rh->conn), "root") == 0 ? "0"
+                                                                    : "-");
+    } else {
+        rc = run_capture(rh, id_u, &uid, err);
+        if (rc != 0) {
+            goto out;
+        }
     }
     strbuf_rtrim(&uid);
     rh->base.is_root = strcmp(uid.buf, "0") == 0;

@@ -68,6 +68,7 @@ plan_release(struct plan *p)
         free(s->stc_action);
         free(s->profile);
         free(s->variant);
+        free(s->probe_spec);
     }
     free(p->steps);
     memset(p, 0, sizeof(*p));
@@ -289,6 +290,25 @@ copy_result(struct ctx *c, enum plan_host to)
     c->p->uses[c->build_on] = 1;
 }
 
+/* The read-only checks before the target changes, in one round trip:
+ * the profile's current generation (to restore it later), the
+ * configuration's nixos-version (ng's safety check), the specialisation,
+ * and whether systemd runs there. */
+static void
+probe(struct ctx *c, int want_gen, int want_version, int want_spec)
+{
+    struct step *s = add_step(c->p, STEP_PROBE, c->activate_on);
+
+    if (want_gen) {
+        s->profile = xstrdup(c->profile);
+        s->var = VAR_PREVGEN;
+    }
+    s->probe_version = want_version && !c->f->skip_version_check;
+    if (want_spec && c->o->specialisation != NULL) {
+        s->probe_spec = xstrdup(c->o->specialisation);
+    }
+}
+
 static void
 check_specialisation(struct ctx *c, const char *base)
 {
@@ -314,17 +334,6 @@ supervised(const struct ctx *c, const char *action)
 {
     return c->activate_on == PH_TARGET && !c->o->no_magic_rollback &&
            (strcmp(action, "switch") == 0 || strcmp(action, "test") == 0);
-}
-
-/* Before the profile changes: which generation to restore (by magic
- * rollback, or when interrupted before activation). */
-static void
-remember_generation(struct ctx *c)
-{
-    struct step *s = add_step(c->p, STEP_CURRENT_GEN, c->activate_on);
-
-    s->profile = xstrdup(c->profile);
-    s->var = VAR_PREVGEN;
 }
 
 static void
@@ -354,15 +363,6 @@ set_profile(struct ctx *c)
 {
     struct step *s;
 
-    if (!c->f->skip_version_check) {
-        s = add_step(c->p, STEP_RUN, c->activate_on);
-        strvec_pushl(&s->argv, "test", "-f", "@toplevel@/nixos-version", NULL);
-        s->fail_msg = xstrdup(
-            "your NixOS configuration path seems to be missing essential "
-            "files; to skip this check, set "
-            "NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_MY_"
-            "SYSTEM");
-    }
     if (c->o->profile_name != NULL &&
         strcmp(c->o->profile_name, "system") != 0) {
         s = add_step(c->p, STEP_RUN, c->activate_on);
@@ -408,7 +408,7 @@ plan_rollback(struct ctx *c)
     struct step *s;
 
     if (a == CR_ACT_SWITCH || a == CR_ACT_BOOT) {
-        remember_generation(c);
+        probe(c, 1, 0, 0);
         s = add_step(c->p, STEP_RUN, c->activate_on);
         strvec_pushl(&s->argv, "nix-env", "--rollback", "-p", c->profile, NULL);
         s->elevate = 1;
@@ -422,7 +422,7 @@ plan_rollback(struct ctx *c)
     s->profile = xstrdup(c->profile);
     s->var = VAR_TOPLEVEL;
     if (a == CR_ACT_TEST) {
-        check_specialisation(c, "@toplevel@");
+        probe(c, 0, 0, 1);
         activate(c, "@toplevel@", "test");
     } else if (c->o->target_host == NULL) {
         add_step(c->p, STEP_RESULT_LINK, PH_LOCAL);
@@ -607,11 +607,10 @@ plan_deploy(struct ctx *c)
         d->check = 0;
     }
     if (a == CR_ACT_SWITCH || a == CR_ACT_BOOT) {
-        check_specialisation(c, "@toplevel@");
-        remember_generation(c);
+        probe(c, 1, 1, 1);
         set_profile(c);
     } else if (a == CR_ACT_TEST || a == CR_ACT_DRY_ACTIVATE) {
-        check_specialisation(c, "@toplevel@");
+        probe(c, 0, 0, 1);
     }
     if (is_activating(a)) {
         activate(c, "@toplevel@", cli_action_name(a));
@@ -783,9 +782,22 @@ plan_print(const struct plan *p, const struct cr_opts *o, FILE *f)
         case STEP_DIFF:
             strbuf_addstr(&sb, " diff the running system and @toplevel@");
             break;
-        case STEP_CURRENT_GEN:
-            strbuf_addf(
-                &sb, " current generation of %s -> @prevgen@", s->profile);
+        case STEP_PROBE:
+            strbuf_addstr(&sb, " probe:");
+            if (s->profile != NULL) {
+                strbuf_addf(
+                    &sb, " current generation of %s -> @prevgen@;", s->profile);
+            }
+            if (s->probe_version) {
+                strbuf_addstr(&sb, " test -f @toplevel@/nixos-version;");
+            }
+            if (s->probe_spec != NULL) {
+                strbuf_addf(&sb,
+                            " test -f @toplevel@/specialisation/%s/bin/"
+                            "switch-to-configuration;",
+                            s->probe_spec);
+            }
+            strbuf_addstr(&sb, " test -d /run/systemd/system");
             break;
         }
         fprintf(f, "%s\n", sb.buf);

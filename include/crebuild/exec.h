@@ -26,6 +26,7 @@ struct exec_ctx {
     /* Hosts replaced after a dropped connection, freed at release. */
     struct host *spare[4];
     size_t n_spare;
+    int systemd[PH_COUNT]; /* systemd runs there: 1, 0, -1 unknown */
 };
 
 void exec_init(struct exec_ctx *x, const struct cr_opts *o);

@@ -39,7 +39,8 @@ enum step_kind {
     STEP_CHECK_VARIANT,  /* image variant must be in VAR_VARIANTS */
     STEP_VERSION_SUFFIX, /* classic mode: write <nixpkgs>/.version-suffix */
     STEP_RESULT_LINK,    /* ln -sfT @toplevel@ ./result */
-    STEP_CURRENT_GEN,    /* remember the profile's current generation */
+    STEP_PROBE,          /* one round trip: current generation, nixos-version,
+                            specialisation, systemd (see probe_* fields) */
     STEP_DIFF,           /* print what changes on the activating host */
 };
 
@@ -77,6 +78,9 @@ struct step {
     /* STEP_PREV_GEN, STEP_LIST_GENERATIONS */
     char *profile;
     int json;
+    /* STEP_PROBE: profile (current generation -> VAR_PREVGEN) when set */
+    int probe_version; /* @toplevel@/nixos-version must exist */
+    char *probe_spec;  /* this specialisation must exist */
     /* STEP_CHECK_VARIANT */
     char *variant;
 };

@@ -10,6 +10,7 @@
 #define TOP           ".config.system.build.toplevel"
 #define PROFILE       "/nix/var/nix/profiles/system"
 #define CHECK_VERSION "test -f @toplevel@/nixos-version\n"
+#define SYSTEMD_PROBE "test -d /run/systemd/system\n"
 
 struct row {
     const char *name;
@@ -37,9 +38,9 @@ static const struct row rows[] = {
      "[local] " FF " build --json '/path/to/config#nixosConfigurations."
      "\"hostname\"" TOP "' -v --option narinfo-cache-negative-ttl 1200 "
      "--no-link -> @toplevel@\n"
-     "[local] current generation of " PROFILE " -> @prevgen@\n"
-     "[local] " CHECK_VERSION "[local] (elevated) nix-env -p " PROFILE
-     " --set @toplevel@\n"
+     "[local] probe: current generation of " PROFILE " -> @prevgen@; "
+     "test -f @toplevel@/nixos-version; " SYSTEMD_PROBE
+     "[local] (elevated) nix-env -p " PROFILE " --set @toplevel@\n"
      "[local] (elevated) activate: @toplevel@/bin/switch-to-configuration "
      "switch\n"},
     {"boot classic (ng test_execute_nix_boot)",
@@ -49,9 +50,9 @@ static const struct row rows[] = {
      "[local] write <nixpkgs>/.version-suffix (may fail)\n"
      "[local] nix-build '<nixpkgs/nixos>' --attr "
      "config.system.build.toplevel -vvv --no-out-link -> @toplevel@\n"
-     "[local] current generation of " PROFILE " -> @prevgen@\n"
-     "[local] " CHECK_VERSION "[local] nix-env -p " PROFILE
-     " --set @toplevel@\n"
+     "[local] probe: current generation of " PROFILE " -> @prevgen@; "
+     "test -f @toplevel@/nixos-version; " SYSTEMD_PROBE
+     "[local] nix-env -p " PROFILE " --set @toplevel@\n"
      "[local] activate: @toplevel@/bin/switch-to-configuration "
      "boot\n"},
     {"test flake, default attribute from the host name",
@@ -60,6 +61,7 @@ static const struct row rows[] = {
      NULL,
      "[local] " FF " build --json 'github:user/repo#nixosConfigurations."
      "\"myhost\"" TOP "' --no-link -> @toplevel@\n"
+     "[local] probe: " SYSTEMD_PROBE
      "[local] activate: @toplevel@/bin/switch-to-configuration "
      "test\n"},
     {"build keeps ./result",
@@ -93,6 +95,7 @@ static const struct row rows[] = {
      "[local] " FF " build --json '.#nixosConfigurations.\"a\"" TOP
      "' --no-link -> @toplevel@\n"
      "[local] diff the running system and @toplevel@\n"
+     "[local] probe: " SYSTEMD_PROBE
      "[local] activate: @toplevel@/bin/switch-to-configuration "
      "dry-activate\n"},
     {"--diff before the profile changes",
@@ -103,8 +106,9 @@ static const struct row rows[] = {
      "' --no-link -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from local to t\n"
      "[t] diff the running system and @toplevel@\n"
-     "[t] current generation of " PROFILE " -> @prevgen@\n"
-     "[t] " CHECK_VERSION "[t] nix-env -p " PROFILE " --set @toplevel@\n"
+     "[t] probe: current generation of " PROFILE " -> @prevgen@; "
+     "test -f @toplevel@/nixos-version; " SYSTEMD_PROBE
+     "[t] nix-env -p " PROFILE " --set @toplevel@\n"
      "[t] activate (magic rollback, confirm within 30 s): "
      "@toplevel@/bin/switch-to-configuration switch\n"},
     {"target host (ng test_execute_nix_switch_flake_target_host)",
@@ -120,8 +124,8 @@ static const struct row rows[] = {
      "[local] " FF " build --json '/p#nixosConfigurations.\"hostname\"" TOP
      "' --no-link -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from local to user@localhost\n"
-     "[user@localhost] current generation of " PROFILE " -> @prevgen@\n"
-     "[user@localhost] " CHECK_VERSION
+     "[user@localhost] probe: current generation of " PROFILE " -> @prevgen@; "
+     "test -f @toplevel@/nixos-version; " SYSTEMD_PROBE
      "[user@localhost] (elevated) nix-env -p " PROFILE " --set @toplevel@\n"
      "[user@localhost] (elevated) activate (magic rollback, confirm within "
      "30 s): @toplevel@/bin/switch-to-configuration switch\n"},
@@ -138,6 +142,7 @@ static const struct row rows[] = {
      "[local] " FF " build --json '/p#nixosConfigurations.\"h\"" TOP
      "' --no-link -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from local to t\n"
+     "[t] probe: " SYSTEMD_PROBE
      "[t] activate: @toplevel@/bin/switch-to-configuration test\n"},
     {"remote test: supervised, no profile change",
      {"test",
@@ -153,6 +158,7 @@ static const struct row rows[] = {
      "[local] " FF " build --json '/p#nixosConfigurations.\"h\"" TOP
      "' --no-link -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from local to t\n"
+     "[t] probe: " SYSTEMD_PROBE
      "[t] activate (magic rollback, confirm within 5 s): "
      "@toplevel@/bin/switch-to-configuration test\n"},
     {"remote boot: never supervised",
@@ -162,8 +168,9 @@ static const struct row rows[] = {
      "[local] " FF " build --json '/p#nixosConfigurations.\"h\"" TOP
      "' --no-link -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from local to t\n"
-     "[t] current generation of " PROFILE " -> @prevgen@\n"
-     "[t] " CHECK_VERSION "[t] nix-env -p " PROFILE " --set @toplevel@\n"
+     "[t] probe: current generation of " PROFILE " -> @prevgen@; "
+     "test -f @toplevel@/nixos-version; " SYSTEMD_PROBE
+     "[t] nix-env -p " PROFILE " --set @toplevel@\n"
      "[t] activate: @toplevel@/bin/switch-to-configuration boot\n"},
     {"build host only (ng test_execute_nix_switch_flake_build_host)",
      {"switch", "--flake", "/p#hostname", "--build-host", "user@b", "-s", NULL},
@@ -178,9 +185,9 @@ static const struct row rows[] = {
      "[user@b] readlink -f @tmp@/result -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from user@b to local (substitute on "
      "destination)\n"
-     "[local] current generation of " PROFILE " -> @prevgen@\n"
-     "[local] " CHECK_VERSION "[local] nix-env -p " PROFILE
-     " --set @toplevel@\n"
+     "[local] probe: current generation of " PROFILE " -> @prevgen@; "
+     "test -f @toplevel@/nixos-version; " SYSTEMD_PROBE
+     "[local] nix-env -p " PROFILE " --set @toplevel@\n"
      "[local] activate: @toplevel@/bin/switch-to-configuration "
      "switch\n"
      "[user@b] rm -rf @tmp@ (may fail)\n"},
@@ -203,9 +210,9 @@ static const struct row rows[] = {
      "[b] nix-store --realise @drv@ --add-root @tmp@/result\n"
      "[b] readlink -f @tmp@/result -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from b to t\n"
-     "[t] current generation of " PROFILE " -> @prevgen@\n"
-     "[t] " CHECK_VERSION "[t] (elevated) nix-env -p " PROFILE
-     " --set @toplevel@\n"
+     "[t] probe: current generation of " PROFILE " -> @prevgen@; "
+     "test -f @toplevel@/nixos-version; " SYSTEMD_PROBE
+     "[t] (elevated) nix-env -p " PROFILE " --set @toplevel@\n"
      "[t] (elevated) activate: @toplevel@/bin/switch-to-configuration "
      "boot\n"
      "[b] rm -rf @tmp@ (may fail)\n"},
@@ -226,6 +233,7 @@ static const struct row rows[] = {
      "[r@t] mktemp -d -t nixos-rebuild.XXXXX -> @tmp@\n"
      "[r@t] nix-store --realise @drv@ --add-root @tmp@/result\n"
      "[r@t] readlink -f @tmp@/result -> @toplevel@\n"
+     "[r@t] probe: " SYSTEMD_PROBE
      "[r@t] activate (magic rollback, confirm within 30 s): "
      "@toplevel@/bin/switch-to-configuration test\n"
      "[r@t] rm -rf @tmp@ (may fail)\n"},
@@ -248,8 +256,9 @@ static const struct row rows[] = {
      {"switch", "--rollback", "--install-bootloader", "--no-flake", NULL},
      NULL,
      NULL,
-     "[local] current generation of " PROFILE " -> @prevgen@\n"
-     "[local] nix-env --rollback -p " PROFILE "\n"
+     "[local] probe: current generation of " PROFILE
+     " -> @prevgen@; " SYSTEMD_PROBE "[local] nix-env --rollback -p " PROFILE
+     "\n"
      "[local] activate: " PROFILE "/bin/switch-to-configuration switch\n"},
     {"test --rollback with a profile (ng test_execute_test_rollback)",
      {"test", "--rollback", "--profile-name", "foo", NULL},
@@ -257,6 +266,7 @@ static const struct row rows[] = {
      NULL,
      "[local] previous generation of "
      "/nix/var/nix/profiles/system-profiles/foo -> @toplevel@\n"
+     "[local] probe: " SYSTEMD_PROBE
      "[local] activate: @toplevel@/bin/switch-to-configuration "
      "test\n"},
     {"build --rollback links ./result",
@@ -271,11 +281,12 @@ static const struct row rows[] = {
      NULL,
      "[local] " FF " build --json '.#nixosConfigurations.\"a\"" TOP
      "' --no-link -> @toplevel@\n"
-     "[local] test -f @toplevel@/specialisation/extra/bin/"
-     "switch-to-configuration\n"
-     "[local] current generation of /nix/var/nix/profiles/system-profiles/web "
-     "-> @prevgen@\n"
-     "[local] " CHECK_VERSION "[local] mkdir -p -m 0755 "
+     "[local] probe: current generation of "
+     "/nix/var/nix/profiles/system-profiles/web -> @prevgen@; "
+     "test -f @toplevel@/nixos-version; "
+     "test -f "
+     "@toplevel@/specialisation/extra/bin/"
+     "switch-to-configuration; " SYSTEMD_PROBE "[local] mkdir -p -m 0755 "
      "/nix/var/nix/profiles/system-profiles\n"
      "[local] nix-env -p /nix/var/nix/profiles/system-profiles/web"
      " --set @toplevel@\n"
@@ -292,8 +303,9 @@ static const struct row rows[] = {
      NULL,
      "[local] nix-store --realise /nix/store/aaaa-sys -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from local to t\n"
-     "[t] current generation of " PROFILE " -> @prevgen@\n"
-     "[t] " CHECK_VERSION "[t] nix-env -p " PROFILE " --set @toplevel@\n"
+     "[t] probe: current generation of " PROFILE " -> @prevgen@; "
+     "test -f @toplevel@/nixos-version; " SYSTEMD_PROBE
+     "[t] nix-env -p " PROFILE " --set @toplevel@\n"
      "[t] activate (magic rollback, confirm within 30 s): "
      "@toplevel@/bin/switch-to-configuration switch\n"},
     {"build-vm",
@@ -361,9 +373,9 @@ static const struct row rows[] = {
      "[b] nix-store --realise @drv@ --add-root @tmp@/result --max-jobs 4\n"
      "[b] readlink -f @tmp@/result -> @toplevel@\n"
      "[local] copy closure of @toplevel@ from b to local\n"
-     "[local] current generation of " PROFILE " -> @prevgen@\n"
-     "[local] " CHECK_VERSION "[local] nix-env -p " PROFILE
-     " --set @toplevel@\n"
+     "[local] probe: current generation of " PROFILE " -> @prevgen@; "
+     "test -f @toplevel@/nixos-version; " SYSTEMD_PROBE
+     "[local] nix-env -p " PROFILE " --set @toplevel@\n"
      "[local] activate: @toplevel@/bin/switch-to-configuration switch\n"
      "[b] rm -rf @tmp@ (may fail)\n"},
 };
