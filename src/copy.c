@@ -131,27 +131,36 @@ open_serve(struct host *h,
 
 /* ---- what is missing ---- */
 
+/* One QueryValidPaths for the whole closure (temp roots held on the
+ * destination from now on). */
 static int
-find_missing(struct run *r, struct copy_stats *st)
+query_valid(struct run *r, struct strvec *valid)
 {
     struct strvec all = STRVEC_INIT;
-    struct strvec valid = STRVEC_INIT;
-    unsigned char *present = xcalloc(r->list.n ? r->list.n : 1, 1);
-    size_t i;
     int rc;
 
-    for (i = 0; i < r->list.n; i++) {
+    for (size_t i = 0; i < r->list.n; i++) {
         strvec_push(&all, r->list.v[i].path);
     }
-    rc = serve_query_valid_paths(r->dst, &all, 1, r->o->substitute, &valid);
+    rc = serve_query_valid_paths(r->dst, &all, 1, r->o->substitute, valid);
     if (rc != 0) {
         log_error("cannot query valid paths on %s: %s",
                   r->dst_name,
                   serve_error(r->dst));
-        goto out;
     }
-    for (i = 0; i < valid.n; i++) {
-        size_t k = pathinfo_list_find(&r->list, valid.v[i]);
+    strvec_clear(&all);
+    return rc;
+}
+
+/* Which paths of r->list (in its current order) are not in valid. */
+static void
+find_missing(struct run *r, const struct strvec *valid, struct copy_stats *st)
+{
+    unsigned char *present = xcalloc(r->list.n ? r->list.n : 1, 1);
+    size_t i;
+
+    for (i = 0; i < valid->n; i++) {
+        size_t k = pathinfo_list_find(&r->list, valid->v[i]);
         if (k != PATHINFO_NONE && !present[k]) {
             present[k] = 1;
             st->paths_present++;
@@ -164,10 +173,43 @@ find_missing(struct run *r, struct copy_stats *st)
             r->bytes_total += r->list.v[i].nar_size;
         }
     }
-out:
     free(present);
-    strvec_clear(&all);
-    strvec_clear(&valid);
+}
+
+/* Local source: the closure first, the destination's answer next, and
+ * the metadata (two local queries) only for the paths it lacks, so that a
+ * redeploy asks nothing more. */
+static int
+query_local_then_valid(struct run *r,
+                       struct host *src,
+                       struct host *dst,
+                       const struct strvec *roots,
+                       struct strvec *valid)
+{
+    unsigned char *want = NULL;
+    int rc;
+
+    rc = pathinfo_closure_local(src, roots, r->o->src_store, &r->list);
+    if (rc == 0) {
+        rc = open_serve(dst, r->dst_name, r, 1, &r->dst);
+    }
+    if (rc == 0) {
+        rc = query_valid(r, valid);
+    }
+    if (rc == 0) {
+        want = xcalloc(r->list.n ? r->list.n : 1, 1);
+        for (size_t i = 0; i < r->list.n; i++) {
+            want[i] = 1;
+        }
+        for (size_t i = 0; i < valid->n; i++) {
+            size_t k = pathinfo_list_find(&r->list, valid->v[i]);
+            if (k != PATHINFO_NONE) {
+                want[k] = 0;
+            }
+        }
+        rc = pathinfo_fill_local(src, r->o->src_store, &r->list, want);
+    }
+    free(want);
     return rc;
 }
 
@@ -344,9 +386,6 @@ query_source(struct run *r, struct host *src, const struct strvec *roots)
 {
     int rc;
 
-    if (src->is_local) {
-        return pathinfo_query_local(src, roots, r->o->src_store, &r->list);
-    }
     rc = open_serve(src, r->src_name, r, 0, &r->src);
     if (rc == 0) {
         rc = pathinfo_query_serve(r->src, roots, &r->list);
@@ -426,14 +465,23 @@ copy_closure(struct host *src,
     r.dst_name = opts->dst_name ? opts->dst_name : dst->name;
     pathinfo_list_init(&r.list);
 
-    rc = query_source(&r, src, roots);
-    if (rc == 0) {
-        rc = open_serve(dst, r.dst_name, &r, 1, &r.dst);
+    struct strvec valid = STRVEC_INIT;
+    if (src->is_local) {
+        rc = query_local_then_valid(&r, src, dst, roots, &valid);
+    } else {
+        rc = query_source(&r, src, roots);
+        if (rc == 0) {
+            rc = open_serve(dst, r.dst_name, &r, 1, &r.dst);
+        }
+        if (rc == 0) {
+            rc = query_valid(&r, &valid);
+        }
     }
     if (rc == 0) {
         st.paths_total = r.list.n;
-        rc = find_missing(&r, &st);
+        find_missing(&r, &valid, &st);
     }
+    strvec_clear(&valid);
     if (rc == 0) {
         rc = transfer(&r, &st);
     }

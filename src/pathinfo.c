@@ -559,8 +559,8 @@ static int
 batch_local(struct host *h,
             const char *store,
             struct pathinfo_list *l,
-            size_t from,
-            size_t to,
+            const size_t *idx,
+            size_t n,
             int *want_json)
 {
     struct strvec argv = STRVEC_INIT;
@@ -571,8 +571,8 @@ batch_local(struct host *h,
     strvec_push(&argv, "nix-store");
     push_store(&argv, store);
     strvec_push(&argv, "--dump-db");
-    for (i = from; i < to; i++) {
-        strvec_push(&argv, l->v[i].path);
+    for (i = 0; i < n; i++) {
+        strvec_push(&argv, l->v[idx[i]].path);
     }
     rc = run_capture(h, &argv, &text, 0);
     if (rc == 0) {
@@ -591,8 +591,8 @@ batch_local(struct host *h,
                  "--json",
                  (const char *)NULL);
     push_store(&argv, store);
-    for (i = from; i < to; i++) {
-        strvec_push(&argv, l->v[i].path);
+    for (i = 0; i < n; i++) {
+        strvec_push(&argv, l->v[idx[i]].path);
     }
     if (run_capture(h, &argv, &text, 1) != 0 ||
         pathinfo_parse_json(l, text.buf, text.len) != 0) {
@@ -607,12 +607,12 @@ out:
 }
 
 static int
-check_complete(const struct pathinfo_list *l)
+check_complete(const struct pathinfo_list *l, const unsigned char *want)
 {
     size_t i;
 
     for (i = 0; i < l->n; i++) {
-        if (!l->v[i].have_meta) {
+        if ((want == NULL || want[i]) && !l->v[i].have_meta) {
             log_error("no metadata for '%s'", l->v[i].path);
             return CR_ENIX;
         }
@@ -621,33 +621,57 @@ check_complete(const struct pathinfo_list *l)
 }
 
 int
+pathinfo_closure_local(struct host *h,
+                       const struct strvec *roots,
+                       const char *store,
+                       struct pathinfo_list *out)
+{
+    return closure_local(h, roots, store, out);
+}
+
+int
+pathinfo_fill_local(struct host *h,
+                    const char *store,
+                    struct pathinfo_list *l,
+                    const unsigned char *want)
+{
+    size_t *idx = xcalloc(l->n ? l->n : 1, sizeof(*idx));
+    size_t n = 0, i = 0;
+    int want_json = 1;
+    int rc = 0;
+
+    while (rc == 0 && i < l->n) {
+        size_t bytes = 0;
+        n = 0;
+        for (; i < l->n && (n == 0 || bytes < BATCH_BYTES); i++) {
+            if (want == NULL || want[i]) {
+                idx[n++] = i;
+                bytes += strlen(l->v[i].path) + 1;
+            }
+        }
+        if (n > 0) {
+            rc = batch_local(h, store, l, idx, n, &want_json);
+        }
+    }
+    free(idx);
+    if (rc == 0) {
+        rc = check_complete(l, want);
+    }
+    if (rc == 0) {
+        rc = pathinfo_toposort(l);
+    }
+    return rc;
+}
+
+int
 pathinfo_query_local(struct host *h,
                      const struct strvec *roots,
                      const char *store,
                      struct pathinfo_list *out)
 {
-    size_t from = 0;
-    int want_json = 1;
-    int rc;
+    int rc = closure_local(h, roots, store, out);
 
-    rc = closure_local(h, roots, store, out);
-    while (rc == 0 && from < out->n) {
-        size_t to = from;
-        size_t bytes = 0;
-        while (to < out->n && (to == from || bytes < BATCH_BYTES)) {
-            bytes += strlen(out->v[to].path) + 1;
-            to++;
-        }
-        rc = batch_local(h, store, out, from, to, &want_json);
-        from = to;
-    }
-    if (rc == 0) {
-        rc = check_complete(out);
-    }
-    if (rc == 0) {
-        rc = pathinfo_toposort(out);
-    }
-    return rc;
+    return rc != 0 ? rc : pathinfo_fill_local(h, store, out, NULL);
 }
 
 struct take_ctx {
@@ -728,7 +752,7 @@ pathinfo_query_serve(struct serve_conn *c,
             "cannot query paths on %s: %s", serve_host(c), serve_error(c));
     }
     if (rc == 0) {
-        rc = check_complete(out);
+        rc = check_complete(out, NULL);
     }
     if (rc == 0) {
         rc = pathinfo_toposort(out);

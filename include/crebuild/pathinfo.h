@@ -82,6 +82,19 @@ int pathinfo_query_local(struct host *h,
                          const char *store,
                          struct pathinfo_list *out);
 
+/* The two halves of pathinfo_query_local, so that a copy asks for the
+ * metadata of the paths the destination lacks only: the closure (paths,
+ * no metadata), then metadata for the paths with want[i] set (all when
+ * want is NULL) followed by the topological sort (which reorders l). */
+int pathinfo_closure_local(struct host *h,
+                           const struct strvec *roots,
+                           const char *store,
+                           struct pathinfo_list *out);
+int pathinfo_fill_local(struct host *h,
+                        const char *store,
+                        struct pathinfo_list *l,
+                        const unsigned char *want);
+
 /* The same from a serve connection: QueryClosure then QueryPathInfos.
  * 0 or a CR_E* code (logged). */
 int pathinfo_query_serve(struct serve_conn *c,

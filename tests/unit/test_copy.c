@@ -354,6 +354,7 @@ struct fhost {
     struct strvec last_argv;
     int last_elevate;
     int opened;
+    int runs; /* commands run on this host */
 };
 
 static void
@@ -393,6 +394,7 @@ fh_run(struct host *h, const struct host_cmd *cmd, int *status)
 
     (void)h;
     *status = 0;
+    ((struct fhost *)h)->runs++;
     for (size_t i = 0; i < argv->n; i++) {
         if (strcmp(argv->v[i], "/nix/store/zzzz-unknown") == 0) {
             strbuf_addstr(cmd->err,
@@ -524,8 +526,25 @@ check_dst_wire(const struct fake *f,
     assert_int_equal(get_u64(&cur), 1); /* lock */
     assert_int_equal(get_u64(&cur), (uint64_t)substitute);
     assert_int_equal(get_u64(&cur), NPATHS);
+    /* The whole closure, in any order (the destination does not care;
+     * the engine asks before it has sorted anything). */
+    int seen[NPATHS] = {0};
     for (int i = 0; i < NPATHS; i++) {
-        expect_str(&cur, fxs[order[i]].path);
+        struct cursor probe = cur;
+        int found = -1;
+        for (int k = 0; k < NPATHS && found < 0; k++) {
+            uint64_t n = get_u64(&probe);
+            probe = cur;
+            if (n == strlen(fxs[order[k]].path) &&
+                memcmp(cur.p + 8, fxs[order[k]].path, n) == 0) {
+                found = order[k];
+            }
+        }
+        if (found < 0 || seen[found]) {
+            fail_msg("QueryValidPaths: unexpected or repeated path");
+        }
+        seen[found] = 1;
+        expect_str(&cur, fxs[found].path);
     }
     for (int i = 0; i < nwant; i++) {
         const struct fx *x = &fxs[want[i]];
@@ -701,6 +720,8 @@ test_nothing_to_copy(void **state)
     assert_int_equal(st.paths_copied, 0);
     assert_int_equal(st.paths_present, 3);
     assert_non_null(strstr(logged(), "copied 0 paths, 0.0 MiB in "));
+    /* Only the closure query: no metadata asked for paths already there. */
+    assert_int_equal(src.runs, 1);
     strvec_clear(&roots);
     strvec_clear(&dsth.last_argv);
     fake_release(&dst);
