@@ -197,6 +197,86 @@ out:
     return ret;
 }
 
+/* Is host (as the user wrote it) this very machine from everywhere?
+ * Then "directly from the build host" would mean the build host itself. */
+static int
+is_loopback(const char *host)
+{
+    const char *at = strrchr(host, '@');
+    const char *h = at ? at + 1 : host;
+
+    return strncmp(h, "127.", 4) == 0 || strcmp(h, "localhost") == 0 ||
+           strcmp(h, "[::1]") == 0 || strcmp(h, "::1") == 0;
+}
+
+static int
+path_valid_on(struct host *h, const char *path)
+{
+    struct strvec argv = STRVEC_INIT;
+    struct strbuf err = STRBUF_INIT;
+    struct host_cmd cmd = {0};
+    int status = -1;
+
+    strvec_pushl(&argv, "nix-store", "--check-validity", path, NULL);
+    cmd.argv = &argv;
+    cmd.err = &err;
+    if (host_run(h, &cmd, &status) != 0) {
+        status = -1;
+    }
+    strvec_clear(&argv);
+    strbuf_release(&err);
+    return status == 0;
+}
+
+/* Build host to target directly, as nixos-rebuild does, when the build host
+ * can log in to the target by itself (its own keys, no prompts); crebuild
+ * checks over its own session that the path arrived.  0 when it did. */
+static int
+copy_direct(struct exec_ctx *x, const struct step *s)
+{
+    struct host *b = host_of(x, s->from), *t = host_of(x, s->to);
+    const char *target = x->o->target_host;
+    struct strvec argv = STRVEC_INIT, env = STRVEC_INIT;
+    struct strbuf err = STRBUF_INIT;
+    struct host_cmd cmd = {0};
+    int status = -1, ok = 0;
+
+    if (strncmp(target, "ssh://", 6) == 0) {
+        target += 6;
+    } else if (strncmp(target, "ssh-ng://", 9) == 0) {
+        target += 9;
+    }
+    if (is_loopback(target)) {
+        return -1;
+    }
+    strvec_push(&argv, "nix-copy-closure");
+    if (s->substitute) {
+        strvec_push(&argv, "-s");
+    }
+    strvec_pushl(&argv, "--to", target, x->vars[s->var], NULL);
+    strvec_push(&env, "NIX_SSHOPTS=-o BatchMode=yes -o ConnectTimeout=5");
+    cmd.argv = &argv;
+    cmd.env = &env;
+    err.max = 64 << 10;
+    cmd.err = &err;
+    log_info("copying system from %s to %s directly...", b->name, t->name);
+    if (host_run(b, &cmd, &status) == 0 && status == 0 &&
+        path_valid_on(t, x->vars[s->var])) {
+        ok = 1;
+    } else {
+        strbuf_rtrim(&err);
+        log_info("%s cannot copy to %s by itself; relaying through this "
+                 "machine",
+                 b->name,
+                 t->name);
+        log_debug("direct copy: %s", err.buf);
+    }
+    strvec_clear(&argv);
+    strvec_clear(&env);
+    strbuf_release(&err);
+    return ok ? 0 : -1;
+}
+
 static int
 step_copy(struct exec_ctx *x, const struct step *s)
 {
@@ -207,6 +287,9 @@ step_copy(struct exec_ctx *x, const struct step *s)
     struct host *dst = host_of(x, s->to);
     int rc;
 
+    if (s->from == PH_BUILD && s->to == PH_TARGET && copy_direct(x, s) == 0) {
+        return 0;
+    }
     copy_opts_init(&co);
     co.substitute = s->substitute;
     co.elevate = x->o->elevate != CR_ELEVATE_NONE;

@@ -162,6 +162,15 @@ check "built on the build host" host_exec builder1 nix-store --check-validity "$
 check "copied to the target" on_target nix-store --check-validity "$out"
 check_fails "not built on the deployer" host_exec deployer1 nix-store --check-validity "$out"
 assert_contains "activated on the target" "$(log | tail -n 1)" "$out switch"
+assert_contains "untrusted target user: relayed through crebuild" "$(cat "$work/err")" "relaying through this machine"
+echo direct > "$flake/salt"
+out=$(cr test --flake "path:$flake#beta" --build-host root@builder1 --target-host root@target1 2>"$work/err"); rc=$?
+assert_eq "build host copies to the target directly: exits 0" 0 "$rc"
+assert_contains "copied directly from the build host" "$(cat "$work/err")" "directly"
+assert_not_contains "not relayed" "$(cat "$work/err")" "relaying"
+check "direct copy: system valid on the target" on_target nix-store --check-validity "$out"
+check_fails "direct copy: nothing passed through the deployer" host_exec deployer1 nix-store --check-validity "$out"
+rm -f "$flake/salt"
 check "build host temp dir removed" sh -c "! ls $(host_path builder1 /tmp 2>/dev/null)/nixos-rebuild.* >/dev/null 2>&1 || true"
 echo bo > "$flake/salt"
 out=$(cr build --flake "path:$flake#alpha" --build-host root@builder1 2>/dev/null); rc=$?
