@@ -10,8 +10,11 @@
 #include <cjson/cJSON.h>
 
 /* Bytes of path arguments per command run: below the 128 KiB a single
- * argument may have, since a remote command line is one argument. */
+ * argument may have, since a remote command line is one argument; a local
+ * command takes separate arguments up to ARG_MAX (2 MiB with the
+ * environment), so 10 000 paths go in one run. */
 #define BATCH_BYTES (96 * 1024)
+#define BATCH_BYTES_LOCAL (1024 * 1024)
 
 /* ---- the list and its index ---- */
 
@@ -323,7 +326,9 @@ json_entry(struct pathinfo_list *l, const char *path, const cJSON *e)
         p->ca = render_ca(it);
     }
     it = cJSON_GetObjectItemCaseSensitive(e, "registrationTime");
-    if (cJSON_IsNumber(it) && it->valuedouble > 0) {
+    /* (below 2^64: converting a larger double is undefined) */
+    if (cJSON_IsNumber(it) && it->valuedouble > 0 &&
+        it->valuedouble < 18446744073709551616.0) {
         p->reg_time = (uint64_t)it->valuedouble;
     }
 }
@@ -643,7 +648,8 @@ pathinfo_fill_local(struct host *h,
     while (rc == 0 && i < l->n) {
         size_t bytes = 0;
         n = 0;
-        for (; i < l->n && (n == 0 || bytes < BATCH_BYTES); i++) {
+        size_t limit = h->is_local ? BATCH_BYTES_LOCAL : BATCH_BYTES;
+        for (; i < l->n && (n == 0 || bytes < limit); i++) {
             if (want == NULL || want[i]) {
                 idx[n++] = i;
                 bytes += strlen(l->v[i].path) + 1;

@@ -1221,7 +1221,9 @@ ssh_chan_wait(struct ssh_chan *ch, int timeout_ms)
         return CR_EINTR;
     }
     /* Something is already buffered: no need to block. */
-    if (ssh_channel_poll(ch->ch, 0) != 0) {
+    /* (> 0: data; SSH_EOF is negative and must not make this spin while
+     * the command runs on after closing its output.) */
+    if (ssh_channel_poll(ch->ch, 0) > 0) {
         slice = 0;
     }
     return conn_pump(ch->conn, slice);

@@ -179,6 +179,8 @@ fi
 host_up cp-builder --ssh || { fail "cp-builder up"; exit 1; }
 host_up cp-t5 --ssh || { fail "cp-t5 up"; exit 1; }
 echo relay > "$cflake/salt"
+# The build host cannot log in to the target by itself: crebuild relays.
+host_exec cp-builder sh -c 'rm -f /root/.ssh/id_ed25519 /root/.ssh/id_ed25519.pub' 
 host_exec cp-deployer /usr/bin/time -f 'maxrss %M' "$CREBUILD" switch --flake "path:$cflake#big" \
 	--build-host root@cp-builder --target-host root@cp-t5 > "$work/relay.out" 2> "$work/relay.err"
 rc=$?
@@ -188,6 +190,7 @@ check "relayed system valid on the target" on cp-t5 nix-store --check-validity "
 check "relayed: contents match" on cp-t5 nix-store --verify --check-contents
 check_fails "relayed: nothing stored on the deployer" host_exec cp-deployer nix-store --check-validity "$relayed"
 assert_match "relayed: summary" "$(cat "$work/relay.err")" "copied [0-9]+ paths, 9[0-9]\.[0-9] MiB"
+assert_contains "relayed: says why" "$(cat "$work/relay.err")" "relaying through this machine"
 rss=$(sed -n 's/^maxrss //p' "$work/relay.err")
 if [ -n "$rss" ] && [ "$rss" -lt 32768 ]; then
 	ok "relaying 96 MiB of large files: peak RSS (crebuild and children) ${rss} KiB < 32 MiB"

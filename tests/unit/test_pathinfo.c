@@ -580,8 +580,9 @@ test_query_local_json_fails(void **state)
 static void
 test_query_local_batches(void **state)
 {
-    /* 5000 paths of 60 bytes: several runs, each argv within bounds;
-     * path-info is not retried after it fails once. */
+    /* 5000 paths of 60 bytes from a remote host (one command-line
+     * argument there): several runs, each within 128 KiB; path-info is
+     * not retried after it fails once. */
     struct fake_host f;
     struct pathinfo_list l = PATHINFO_LIST_INIT;
     struct strvec roots = STRVEC_INIT;
@@ -593,6 +594,7 @@ test_query_local_batches(void **state)
         strbuf_addf(&closure, SP "%032d-syn\n", k);
     }
     fh_init(&f, closure.buf);
+    f.h.is_local = 0;
     f.fail_json = 1;
     strvec_push(&roots, SP "00000000000000000000000000004999-syn");
     assert_int_equal(pathinfo_query_local(&f.h, &roots, NULL, &l), 0);
@@ -600,6 +602,15 @@ test_query_local_batches(void **state)
     assert_true(f.max_args_bytes <= 100 * 1024);
     assert_true(f.nruns >= 1 + 3 + 1);
     assert_true(f.nruns <= 1 + 4 + 1);
+    pathinfo_list_release(&l);
+    strbuf_release(&f.log);
+
+    /* The same locally: one --dump-db and one path-info for all. */
+    pathinfo_list_init(&l);
+    fh_init(&f, closure.buf);
+    assert_int_equal(pathinfo_query_local(&f.h, &roots, NULL, &l), 0);
+    assert_int_equal(l.n, (size_t)n);
+    assert_int_equal(f.nruns, 1 + 1 + 1);
     /* Dependency-first: the chain's bottom comes first. */
     assert_string_equal(l.v[0].path, SP "00000000000000000000000000000000-syn");
     pathinfo_list_release(&l);
