@@ -12,9 +12,10 @@
 /* Bytes of path arguments per command run: below the 128 KiB a single
  * argument may have, since a remote command line is one argument; a local
  * command takes separate arguments up to ARG_MAX (2 MiB with the
- * environment), so 10 000 paths go in one run. */
+ * environment); 256 KiB (about 4000 paths) keeps the buffered answers,
+ * and so the peak RSS, small. */
 #define BATCH_BYTES (96 * 1024)
-#define BATCH_BYTES_LOCAL (1024 * 1024)
+#define BATCH_BYTES_LOCAL (256 * 1024)
 
 /* ---- the list and its index ---- */
 
