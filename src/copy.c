@@ -515,7 +515,8 @@ copy_session_close(struct copy_session *s)
         return 0;
     }
     rc = serve_finish(s->conn);
-    if (rc != 0) {
+    /* A lost connection was reported by the transport already. */
+    if (rc != 0 && rc != CR_ESSH) {
         log_error("nix-store --serve on %s failed: %s",
                   s->name,
                   serve_error(s->conn));

@@ -151,6 +151,11 @@ step_run(struct exec_ctx *x, const struct step *s)
         }
         goto out;
     }
+    if (status != 0 && cr_interrupted) {
+        /* Interrupted with us (its own message, if any, is shown). */
+        ret = 130;
+        goto out;
+    }
     if (status != 0) {
         if (!s->check) {
             log_debug("'%s' failed with status %d (ignored)", argv.v[0],
@@ -559,8 +564,11 @@ step_activate(struct exec_ctx *x, const struct step *s)
     log_info("activating the configuration...");
     rc = host_run(h, &cmd, &status);
     if (rc != 0) {
-        log_error("cannot run switch-to-configuration on %s: %s", h->name,
-                  cr_strerror(rc));
+        /* A lost connection was reported where it happened. */
+        if (rc != CR_ESSH) {
+            log_error("cannot run switch-to-configuration on %s: %s",
+                      h->name, cr_strerror(rc));
+        }
         ret = rc == CR_EINTR ? 130 : 1;
     } else if (status != 0) {
         log_warn("error(s) occurred while switching to the new "
@@ -929,6 +937,12 @@ exec_plan(struct exec_ctx *x, const struct plan *p)
         int r = run_step(x, s);
         if (is_profile) {
             sigprocmask(SIG_SETMASK, &old, NULL);
+        }
+        /* A step that fails once we are interrupted failed because of
+         * it (a command gets the signal too); the status names the signal:
+         * 130 for SIGINT, 143 for SIGTERM. */
+        if (r != 0 && cr_interrupted) {
+            r = 128 + cr_interrupted;
         }
         if (s->phase != NULL) {
             clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -129,9 +129,11 @@ needs_name(const struct cr_opts *o)
     return o->flake_mode != CR_FLAKE_OFF && (hash == NULL || hash[1] == '\0');
 }
 
-/* The default attribute: the activating host's name (uname -n there). */
+/* The default attribute: the activating host's name (uname -n there).
+ * *too_long is set when the remote answered more than a host name can be
+ * (it is then cut). */
 static char *
-hostname_of(struct host *h)
+hostname_of(struct host *h, int *too_long)
 {
     struct strvec argv = STRVEC_INIT;
     struct strbuf out = STRBUF_INIT;
@@ -148,14 +150,28 @@ hostname_of(struct host *h)
     }
     strvec_pushl(&argv, "uname", "-n", NULL);
     cmd.argv = &argv;
+    out.max = 1024; /* a remote answering megabytes is not a host name */
     cmd.out = &out;
     if (host_run(h, &cmd, &status) == 0 && status == 0) {
+        *too_long = out.truncated;
         strbuf_rtrim(&out);
         name = strbuf_detach(&out);
     }
     strvec_clear(&argv);
     strbuf_release(&out);
     return name;
+}
+
+static int
+attr_name_ok(const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20 ||
+            *s == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* Is the local `nix` older than MAJOR.MINOR?  (For the few commands whose
@@ -290,7 +306,8 @@ run(struct cr_opts *o)
     if (o->print_plan) {
         facts.hostname = o->target_host ? "@target-hostname@" : NULL;
         if (facts.hostname == NULL) {
-            hostname = hostname_of(x.hosts[PH_LOCAL]);
+            int ignored = 0;
+            hostname = hostname_of(x.hosts[PH_LOCAL], &ignored);
             facts.hostname = hostname;
         }
         if (plan_build(o, &facts, &plan, &err) != 0) {
@@ -341,8 +358,20 @@ run(struct cr_opts *o)
     x.reconnect_arg = &rctx;
 
     if (needs_name(o) || (o->flake_mode == CR_FLAKE_AUTO && flake_dir)) {
+        int too_long = 0;
         hostname = hostname_of(
-            x.hosts[PH_TARGET] ? x.hosts[PH_TARGET] : x.hosts[PH_LOCAL]);
+            x.hosts[PH_TARGET] ? x.hosts[PH_TARGET] : x.hosts[PH_LOCAL],
+            &too_long);
+        /* It becomes the quoted attribute nixosConfigurations."NAME": the
+         * same rule as for a NAME given after '#'. */
+        if (hostname != NULL && (too_long || !attr_name_ok(hostname))) {
+            log_error("the host name of %s cannot be used as a flake "
+                      "attribute (too long, or a quote, backslash or control "
+                      "character); give one with --flake REF#NAME",
+                      x.hosts[PH_TARGET] ? x.hosts[PH_TARGET]->name
+                                         : "this machine");
+            goto out;
+        }
     }
     facts.hostname = hostname;
     if (plan_build(o, &facts, &plan, &err) != 0) {
@@ -405,6 +434,9 @@ main(int argc, char *argv[])
         log_set_level(LOG_INFO + o.verbose);
     } else if (o.quiet > 0) {
         log_set_level(LOG_WARN);
+    }
+    if (o.debug && log_get_level() < LOG_DEBUG) {
+        log_set_level(LOG_DEBUG); /* --debug: crebuild's own messages */
     }
     if (o.show_help) {
         ret = show_help();

@@ -846,7 +846,12 @@ serve_finish(struct serve_conn *c)
         return fail_proto(c, "unexpected data from server");
     }
     shut(c, &errtext, &status);
-    if (status != 0) {
+    if (status == -1 && errtext.len == 0) {
+        /* No exit status came back: the connection is gone. */
+        c->rc = CR_ESSH;
+        strbuf_reset(&c->err);
+        strbuf_addstr(&c->err, "connection lost");
+    } else if (status != 0) {
         c->rc = CR_ENIX;
         strbuf_reset(&c->err);
         serve_stderr_line(errtext.buf, errtext.len, &c->err);

@@ -42,6 +42,21 @@ let
     };
     # Activation takes a while (to cut the connection in the middle).
     slow = { stcExtra = "sleep 6"; };
+    # Fault injection (t_faults.sh): a package whose build fails.
+    buildfail = { pkgs = [ (mkBroken "broken-1.0") ]; };
+    # Fault injection: a package whose build takes a while (signals during
+    # the build).  The salt makes it a new build each time it changes.
+    slowbuild = { pkgs = [ (mkSleeper "sleeper-1.0" 8) ]; };
+    # Hostile remote output (t_hostile.sh): activation prints 16 MiB on
+    # stdout as one line, 16 MiB of short lines on stderr, then a 16 MiB
+    # line on stderr, all without a final newline.
+    flood = {
+      stcExtra = ''
+        head -c 16777216 /dev/zero | tr '\0' x
+        yes 'flood: a line of activation output on stderr' | head -c 16777216 >&2
+        head -c 16777216 /dev/zero | tr '\0' y >&2
+      '';
+    };
   };
 
   # One ordinary configuration per test host name, so that a flake reference
@@ -55,6 +70,21 @@ let
   ];
 
   mk = name: args: mkSystem ({ inherit name; } // args);
+
+  # Packages for the fault-injection configurations.
+  mkBroken = name: derivation {
+    inherit name salt;
+    system = "x86_64-linux";
+    builder = "/bin/sh";
+    args = [ "-c" "echo 'broken: this package fails to build on purpose' >&2; exit 1" ];
+  };
+  mkSleeper = name: secs: derivation {
+    inherit name salt;
+    system = "x86_64-linux";
+    builder = "/bin/sh";
+    PATH = "/usr/bin:/bin";
+    args = [ "-c" "sleep ${toString secs}; mkdir -p $out/bin; echo done > $out/bin/sleeper" ];
+  };
 in
 builtins.listToAttrs (map (n: { name = n; value = mk n { }; }) hostNames)
 // builtins.mapAttrs mk special

@@ -379,8 +379,11 @@ cr__setup_user_ssh() {
 }
 
 # host_up NAME [--ssh] [--trust USER]... [--no-require-sigs] [--conf LINE]...
+#         [--nix-size SIZE]
+# --nix-size SIZE: the host's /nix is a tmpfs of SIZE (e.g. 24M), to fill
+# its store up (unmounted by host_down).
 host_up() {
-	local name=${1:-} ssh=0 require_sigs=true trusted="root" u
+	local name=${1:-} ssh=0 require_sigs=true trusted="root" u nix_size=
 	local -a conf=()
 	shift || true
 	while [ $# -gt 0 ]; do
@@ -389,6 +392,7 @@ host_up() {
 		--trust) trusted+=" $2"; shift ;;
 		--no-require-sigs) require_sigs=false ;;
 		--conf) conf+=("$2"); shift ;;
+		--nix-size) nix_size=$2; shift ;;
 		*) cr_die "host_up: unknown option $1"; return 2 ;;
 		esac
 		shift
@@ -402,6 +406,14 @@ host_up() {
 		host_down "$name"
 	fi
 
+	if [ -n "$nix_size" ]; then
+		mkdir -p "$dir/nix"
+		if ! mount -t tmpfs -o "size=$nix_size,mode=0755" "crtest-$name" "$dir/nix"; then
+			cr_die "host_up $name: cannot mount a $nix_size tmpfs on $dir/nix"
+			host_down "$name"
+			return 1
+		fi
+	fi
 	cr__lock || { cr_die "cannot take $CR_GLOBAL_LOCK"; return 1; }
 	cr_users_setup || { cr__unlock; return 1; }
 
