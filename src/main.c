@@ -28,11 +28,10 @@ static void
 on_signal(int sig)
 {
     cr_interrupted = sig;
-    if (sig == SIGTERM) {
-        /* Ctrl-C reaches our children through the terminal's process
-         * group; a SIGTERM sent to crebuild alone is passed on. */
-        proc_kill_all(SIGTERM);
-    }
+    /* Ctrl-C reaches our children through the terminal's process group
+     * already; a signal sent to crebuild alone is passed on (a second
+     * SIGINT changes nothing for them). */
+    proc_kill_all(sig);
 }
 
 static void
@@ -166,8 +165,7 @@ static int
 attr_name_ok(const char *s)
 {
     for (; *s; s++) {
-        if (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20 ||
-            *s == 0x7f) {
+        if (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20 || *s == 0x7f) {
             return 0;
         }
     }
@@ -359,9 +357,9 @@ run(struct cr_opts *o)
 
     if (needs_name(o) || (o->flake_mode == CR_FLAKE_AUTO && flake_dir)) {
         int too_long = 0;
-        hostname = hostname_of(
-            x.hosts[PH_TARGET] ? x.hosts[PH_TARGET] : x.hosts[PH_LOCAL],
-            &too_long);
+        hostname = hostname_of(x.hosts[PH_TARGET] ? x.hosts[PH_TARGET]
+                                                  : x.hosts[PH_LOCAL],
+                               &too_long);
         /* It becomes the quoted attribute nixosConfigurations."NAME": the
          * same rule as for a NAME given after '#'. */
         if (hostname != NULL && (too_long || !attr_name_ok(hostname))) {
