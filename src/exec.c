@@ -79,7 +79,8 @@ exec_expand(const struct exec_ctx *x, const char *s)
 }
 
 static void
-expand_argv(const struct exec_ctx *x, const struct strvec *in,
+expand_argv(const struct exec_ctx *x,
+            const struct strvec *in,
             struct strvec *out)
 {
     for (size_t i = 0; i < in->n; i++) {
@@ -146,7 +147,9 @@ step_run(struct exec_ctx *x, const struct step *s)
         ret = rc == CR_EINTR ? 130 : 1;
         /* CR_ECHILD and CR_ESSH were reported where they happened. */
         if (rc != CR_ECHILD && rc != CR_ESSH) {
-            log_error("cannot run '%s' on %s: %s", argv.v[0], h->name,
+            log_error("cannot run '%s' on %s: %s",
+                      argv.v[0],
+                      h->name,
                       cr_strerror(rc));
         }
         goto out;
@@ -158,8 +161,8 @@ step_run(struct exec_ctx *x, const struct step *s)
     }
     if (status != 0) {
         if (!s->check) {
-            log_debug("'%s' failed with status %d (ignored)", argv.v[0],
-                      status);
+            log_debug(
+                "'%s' failed with status %d (ignored)", argv.v[0], status);
             goto out;
         }
         if (s->fail_msg != NULL) {
@@ -170,7 +173,9 @@ step_run(struct exec_ctx *x, const struct step *s)
         } else {
             char *q = shquote_join(&argv);
             log_error("command '%s' on %s returned non-zero exit status %d",
-                      q, h->name, status);
+                      q,
+                      h->name,
+                      status);
             free(q);
             ret = fail_status(status);
         }
@@ -188,7 +193,9 @@ step_run(struct exec_ctx *x, const struct step *s)
         if (v == NULL || ((s->var == VAR_TOPLEVEL || s->var == VAR_DRV) &&
                           !is_store_path(v))) {
             log_error("unexpected output from '%s' on %s: '%.200s'",
-                      argv.v[0], h->name, out.buf);
+                      argv.v[0],
+                      h->name,
+                      out.buf);
             free(v);
             ret = 1;
             goto out;
@@ -301,16 +308,26 @@ step_copy(struct exec_ctx *x, const struct step *s)
     co.quiet = x->o->quiet > 0 || x->o->no_progress;
     memset(&st, 0, sizeof(st));
     strvec_push(&roots, x->vars[s->var]);
-    log_info("copying %s to %s...", s->var == VAR_DRV ? "derivation" :
-             "system", dst->name);
-    rc = copy_closure(host_of(x, s->from), dst, &roots, &co, &st,
+    log_info("copying %s to %s...",
+             s->var == VAR_DRV ? "derivation" : "system",
+             dst->name);
+    rc = copy_closure(host_of(x, s->from),
+                      dst,
+                      &roots,
+                      &co,
+                      &st,
                       x->n_keep < ARRAY_SIZE(x->keep) ? &keep : NULL);
     strvec_clear(&roots);
     if (keep != NULL) {
         x->keep[x->n_keep++] = keep;
     }
-    events_copy_stats(x->events, dst->name, st.paths_total, st.paths_present,
-                      st.paths_copied, st.bytes, st.seconds);
+    events_copy_stats(x->events,
+                      dst->name,
+                      st.paths_total,
+                      st.paths_present,
+                      st.paths_copied,
+                      st.bytes,
+                      st.seconds);
     if (rc != 0) {
         return rc == CR_EINTR ? 130 : 1;
     }
@@ -364,9 +381,14 @@ sv_health(void *arg, struct host *fresh, char **why)
     struct health_result hr;
     int rc;
 
-    rc = health_run_all(fresh, o->health_urls, o->n_health_urls,
-                        o->health_cmds, o->n_health_cmds, o->health_timeout,
-                        a->x->events, &hr);
+    rc = health_run_all(fresh,
+                        o->health_urls,
+                        o->n_health_urls,
+                        o->health_cmds,
+                        o->n_health_cmds,
+                        o->health_timeout,
+                        a->x->events,
+                        &hr);
     if (rc != 0 && rc != CR_EINTR) {
         *why = xasprintf("health check failed: %s: %s",
                          hr.failed_check ? hr.failed_check : "?",
@@ -384,7 +406,7 @@ sv_phase(void *arg, const char *phase, int start, int ok)
     struct sv_arg *a = arg;
     struct host *h = a->x->hosts[a->host];
     static struct timespec t0[3];
-    int i = strcmp(phase, "confirm") == 0 ? 0
+    int i = strcmp(phase, "confirm") == 0  ? 0
             : strcmp(phase, "health") == 0 ? 1
                                            : 2;
     struct timespec now;
@@ -427,8 +449,8 @@ step_activate_supervised(struct exec_ctx *x, const struct step *s)
     r.profile = profile;
     r.prev_gen = x->vars[VAR_PREVGEN];
     /* The supervisor waits for the health checks too. */
-    r.timeout = s->confirm_timeout +
-                (has_checks(x->o) ? x->o->health_timeout + 15 : 0);
+    r.timeout =
+        s->confirm_timeout + (has_checks(x->o) ? x->o->health_timeout + 15 : 0);
     r.install_bootloader = s->install_bootloader;
     r.use_systemd = has_systemd(x, x->hosts[s->host]);
     hk.reconnect = sv_reconnect;
@@ -491,10 +513,15 @@ step_probe(struct exec_ctx *x, const struct step *s)
                          x->vars[VAR_TOPLEVEL] ? x->vars[VAR_TOPLEVEL] : "",
                          s->probe_spec);
     }
-    strvec_pushl(&argv, "/bin/sh", "-c", probe_script, "probe",
+    strvec_pushl(&argv,
+                 "/bin/sh",
+                 "-c",
+                 probe_script,
+                 "probe",
                  s->profile ? s->profile : "",
                  s->probe_version ? x->vars[VAR_TOPLEVEL] : "",
-                 spec ? spec : "", NULL);
+                 spec ? spec : "",
+                 NULL);
     out.max = 64 << 10;
     cmd.argv = &argv;
     cmd.out = &out;
@@ -556,8 +583,12 @@ step_activate(struct exec_ctx *x, const struct step *s)
                  "set. This environment variable will be ignored in the "
                  "future");
     }
-    plan_activation_argv(stc, s->stc_action, has_systemd(x, h),
-                         s->install_bootloader, &argv, &env);
+    plan_activation_argv(stc,
+                         s->stc_action,
+                         has_systemd(x, h),
+                         s->install_bootloader,
+                         &argv,
+                         &env);
     cmd.argv = &argv;
     cmd.env = &env;
     cmd.elevate = s->elevate;
@@ -567,7 +598,8 @@ step_activate(struct exec_ctx *x, const struct step *s)
         /* A lost connection was reported where it happened. */
         if (rc != CR_ESSH) {
             log_error("cannot run switch-to-configuration on %s: %s",
-                      h->name, cr_strerror(rc));
+                      h->name,
+                      cr_strerror(rc));
         }
         ret = rc == CR_EINTR ? 130 : 1;
     } else if (status != 0) {
@@ -575,7 +607,9 @@ step_activate(struct exec_ctx *x, const struct step *s)
                  "configuration");
         log_error("switch-to-configuration %s on %s returned non-zero exit "
                   "status %d",
-                  s->stc_action, h->name, status);
+                  s->stc_action,
+                  h->name,
+                  status);
         ret = fail_status(status);
     }
     if (ret == 0 && has_checks(x->o) &&
@@ -584,9 +618,14 @@ step_activate(struct exec_ctx *x, const struct step *s)
         struct health_result hr;
         log_warn("health checks without magic rollback: a failure is "
                  "reported, nothing is rolled back");
-        if (health_run_all(h, x->o->health_urls, x->o->n_health_urls,
-                           x->o->health_cmds, x->o->n_health_cmds,
-                           x->o->health_timeout, x->events, &hr) != 0) {
+        if (health_run_all(h,
+                           x->o->health_urls,
+                           x->o->n_health_urls,
+                           x->o->health_cmds,
+                           x->o->n_health_cmds,
+                           x->o->health_timeout,
+                           x->events,
+                           &hr) != 0) {
             ret = 1;
         }
         health_result_release(&hr);
@@ -610,8 +649,7 @@ step_diff(struct exec_ctx *x, const struct step *s)
     memset(&before, 0, sizeof(before));
     memset(&after, 0, sizeof(after));
     if (diff_closure_read(h, cur, &before) != 0) {
-        log_warn("cannot diff: cannot read the running system on %s",
-                 h->name);
+        log_warn("cannot diff: cannot read the running system on %s", h->name);
         return 0;
     }
     if (before.missing) {
@@ -679,8 +717,8 @@ step_list_generations(struct exec_ctx *x, const struct step *s)
 static int
 step_check_variant(struct exec_ctx *x, const struct step *s)
 {
-    cJSON *arr = cJSON_Parse(x->vars[VAR_VARIANTS] ? x->vars[VAR_VARIANTS]
-                                                   : "");
+    cJSON *arr =
+        cJSON_Parse(x->vars[VAR_VARIANTS] ? x->vars[VAR_VARIANTS] : "");
     const cJSON *it;
     int found = 0;
 
@@ -739,8 +777,7 @@ step_version_suffix(struct exec_ctx *x)
     }
     strvec_clear(&argv);
     strbuf_reset(&out);
-    strvec_pushl(&argv, "git", "-C", dir, "rev-parse", "--short", "HEAD",
-                 NULL);
+    strvec_pushl(&argv, "git", "-C", dir, "rev-parse", "--short", "HEAD", NULL);
     if (host_run(h, &cmd, &status) != 0 || status != 0) {
         goto out;
     }
@@ -882,17 +919,25 @@ restore_profile(struct exec_ctx *x, enum plan_host which)
         free(profile);
         return;
     }
-    strvec_pushl(&argv, "nix-env", "-p", profile, "--switch-generation",
-                 x->vars[VAR_PREVGEN], NULL);
+    strvec_pushl(&argv,
+                 "nix-env",
+                 "-p",
+                 profile,
+                 "--switch-generation",
+                 x->vars[VAR_PREVGEN],
+                 NULL);
     cmd.argv = &argv;
     cmd.elevate = 1;
     if (host_run(x->hosts[which], &cmd, &status) == 0 && status == 0) {
         log_info("interrupted before activation: %s restored to generation "
-                 "%s", profile, x->vars[VAR_PREVGEN]);
+                 "%s",
+                 profile,
+                 x->vars[VAR_PREVGEN]);
     } else {
         log_error("interrupted before activation, and %s could not be "
                   "restored to generation %s",
-                  profile, x->vars[VAR_PREVGEN]);
+                  profile,
+                  x->vars[VAR_PREVGEN]);
     }
     strvec_clear(&argv);
     free(profile);
@@ -946,7 +991,10 @@ exec_plan(struct exec_ctx *x, const struct plan *p)
         }
         if (s->phase != NULL) {
             clock_gettime(CLOCK_MONOTONIC, &t1);
-            events_phase_end(x->events, s->phase, hn, r == 0,
+            events_phase_end(x->events,
+                             s->phase,
+                             hn,
+                             r == 0,
                              (double)(t1.tv_sec - t0.tv_sec) +
                                  (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
         }

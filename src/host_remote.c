@@ -542,8 +542,7 @@ host_remote_open(const struct remote_config *cfg, struct host **out, char **err)
          * second account with uid 0 is treated as an ordinary user, so
          * its commands still go through sudo). */
         strbuf_addstr(&uid,
-                      strcmp(ssh_conn_user(rh->conn), "root") == 0 ? "0"
-                                                                    : "-");
+                      strcmp(ssh_conn_user(rh->conn), "root") == 0 ? "0" : "-");
     } else {
         rc = run_capture(rh, id_u, &uid, err);
         if (rc != 0) {

@@ -244,8 +244,8 @@ static struct host *
 reconnect(void *arg, enum plan_host which)
 {
     struct reconnect_ctx *rc = arg;
-    const char *name = which == PH_BUILD ? rc->o->build_host
-                                         : rc->o->target_host;
+    const char *name =
+        which == PH_BUILD ? rc->o->build_host : rc->o->target_host;
 
     return name ? remote_connect(rc->o, name, rc->password) : NULL;
 }
@@ -320,8 +320,8 @@ run(struct cr_opts *o)
     }
 
     if (o->target_host != NULL || o->build_host != NULL) {
-        password = get_password(o, o->target_host ? o->target_host
-                                                  : o->build_host);
+        password =
+            get_password(o, o->target_host ? o->target_host : o->build_host);
         if ((o->ask_password || o->sudo_password_fd >= 0 ||
              o->sudo_password_file != NULL) &&
             password == NULL) {
@@ -384,10 +384,11 @@ run(struct cr_opts *o)
     plan_release(&plan);
 out:
     events_result(x.events,
-                  ret == 0                       ? "success"
+                  ret == 0                     ? "success"
                   : ret == CR_EXIT_ROLLED_BACK ? "rolled-back"
-                                                 : "failed",
-                  ret, NULL);
+                                               : "failed",
+                  ret,
+                  NULL);
     events_close(x.events);
     secret_free(password);
     exec_release(&x);

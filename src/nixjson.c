@@ -16,8 +16,7 @@ nixjson_out_path(const char *text)
         return NULL;
     }
     first = cJSON_GetArrayItem(root, 0);
-    outputs = first ? cJSON_GetObjectItemCaseSensitive(first, "outputs")
-                    : NULL;
+    outputs = first ? cJSON_GetObjectItemCaseSensitive(first, "outputs") : NULL;
     out = outputs ? cJSON_GetObjectItemCaseSensitive(outputs, "out") : NULL;
     if (cJSON_IsString(out) && out->valuestring != NULL &&
         out->valuestring[0] == '/') {

@@ -14,7 +14,7 @@
  * command takes separate arguments up to ARG_MAX (2 MiB with the
  * environment); 256 KiB (about 4000 paths) keeps the buffered answers,
  * and so the peak RSS, small. */
-#define BATCH_BYTES (96 * 1024)
+#define BATCH_BYTES       (96 * 1024)
 #define BATCH_BYTES_LOCAL (256 * 1024)
 
 /* ---- the list and its index ---- */

@@ -57,7 +57,14 @@ cat > "$flake/flake.nix" << 'EOF'
 }
 EOF
 
-cr() { host_exec ft-dep "$CREBUILD" "$@"; }
+# crebuild, bounded: a hang fails the case (status 124) instead of the file.
+cr() {
+	local rc
+	host_exec ft-dep timeout -k 5 120 "$CREBUILD" "$@"
+	rc=$?
+	[ "$rc" != 124 ] || echo "# crebuild $1 did not finish within 120 s (hang)" >&2
+	return "$rc"
+}
 salt() { printf '%s' "$1" > "$flake/salt"; }
 deploy() { cr "$1" --flake "path:$flake#$2" --target-host "crdeploy@$T" --sudo "${@:3}"; }
 toplevel() { host_build ft-dep "$(flake_toplevel_ref "$flake" "$1")"; }

@@ -26,7 +26,14 @@ chmod 0755 "$work"
 cd "$work" || exit 1
 P=/nix/var/nix/profiles
 T=hz-t1
-cr() { host_exec hz-dep "$CREBUILD" "$@"; }
+# crebuild, bounded: a hang fails the case (status 124) instead of the file.
+cr() {
+	local rc
+	host_exec hz-dep timeout -k 5 120 "$CREBUILD" "$@"
+	rc=$?
+	[ "$rc" != 124 ] || echo "# crebuild $1 did not finish within 120 s (hang)" >&2
+	return "$rc"
+}
 tprofile() { readlink "$(host_path $T "$P/system")"; }
 nact() { host_activations $T | grep -c .; }
 # state HOST: every profile link under $P, with its target.
