@@ -59,7 +59,8 @@ n=$(host_activations $T | grep -c .)
 bg=$!
 for i in $(seq 1 50); do host_activations $T | grep -q ' slow switch\|slow-.* switch\|test-slow switch' && break; sleep 0.2; done
 sleep 1
-host_exec $T pkill -f 'sshd: crdeploy' ; sleep 0.2
+# only the sessions of this target (same network namespace as its keeper)
+pkill --ns "$(host_pid $T)" --nslist net -f 'sshd: crdeploy' ; sleep 0.2
 wait $bg
 assert_eq "deploy survives a cut connection (exit 0)" 0 "$(cat "$work/slow.rc")"
 assert_contains "reconnected after the cut" "$(cat "$work/slow.err")" "reconnecting"
