@@ -15,14 +15,6 @@
 #define FF_VAL   "nix-command flakes"
 #define STC_UNIT "nixos-rebuild-switch-to-configuration"
 
-static const char *const host_names[PH_COUNT] = {"local", "build", "target"};
-
-const char *
-plan_host_name(enum plan_host h)
-{
-    return h < PH_COUNT ? host_names[h] : "?";
-}
-
 static const char *
 default_phase(enum step_kind kind)
 {

@@ -121,7 +121,6 @@ int plan_build(const struct cr_opts *o,
 void plan_release(struct plan *p);
 /* One line per step: "[host] command". */
 void plan_print(const struct plan *p, const struct cr_opts *o, FILE *f);
-const char *plan_host_name(enum plan_host h);
 
 /* The switch-to-configuration command nixos-rebuild-ng runs: through a
  * transient systemd-run unit when use_systemd, directly otherwise.
