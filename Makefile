@@ -35,6 +35,7 @@ LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+UNIT_HDRS := $(wildcard tests/unit/*.h)
 HDRS    := $(wildcard include/crebuild/*.h)
 
 all: crebuild
@@ -52,7 +53,7 @@ $(B)/%.o: src/%.c $(HDRS) | $(B)
 	@echo "  CC      $<"
 	@$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(B)/tests/%: tests/unit/%.c tests/unit/testutil.h $(B)/libcrebuild.a $(HDRS) | $(B)
+$(B)/tests/%: tests/unit/%.c $(UNIT_HDRS) $(B)/libcrebuild.a $(HDRS) | $(B)
 	@mkdir -p $(B)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $< \
 	    $(B)/libcrebuild.a $(PKG_LIBS) $(CMOCKA_LIBS)

@@ -9,6 +9,8 @@
  * destination, then checks the copy with nix-store itself. */
 #include "testutil.h"
 
+#include "fakestream.h"
+
 #include "crebuild/copy.h"
 #include "crebuild/hash.h"
 #include "crebuild/log.h"
@@ -48,186 +50,6 @@ log_reset(void)
     logbuf = NULL;
     logfp = open_memstream(&logbuf, &loglen);
     log_set_stream(logfp);
-}
-
-/* ---- wire helpers ---- */
-
-static void
-put_u64(struct strbuf *sb, uint64_t v)
-{
-    unsigned char b[8];
-    for (int i = 0; i < 8; i++) {
-        b[i] = (unsigned char)(v >> (8 * i));
-    }
-    strbuf_add(sb, b, 8);
-}
-
-static void
-put_str(struct strbuf *sb, const char *s)
-{
-    static const char zero[8];
-    size_t n = strlen(s);
-    put_u64(sb, n);
-    strbuf_add(sb, s, n);
-    strbuf_add(sb, zero, (8 - n % 8) % 8);
-}
-
-struct cursor {
-    const unsigned char *p;
-    size_t left;
-};
-
-static uint64_t
-get_u64(struct cursor *c)
-{
-    uint64_t v = 0;
-    assert_true(c->left >= 8);
-    for (int i = 7; i >= 0; i--) {
-        v = v << 8 | c->p[i];
-    }
-    c->p += 8;
-    c->left -= 8;
-    return v;
-}
-
-static void
-expect_str(struct cursor *c, const char *want)
-{
-    uint64_t n = get_u64(c);
-    size_t padded = (size_t)(n + 7) / 8 * 8;
-    if (n != strlen(want) || c->left < padded || memcmp(c->p, want, n) != 0) {
-        fail_msg("expected string '%s' on the wire", want);
-    }
-    c->p += padded;
-    c->left -= padded;
-}
-
-/* ---- the fake stream ----
- * Like test_serve.c's, plus a gate that models a remote which cannot
- * answer before it has received the requests: in[gate_pos..] becomes
- * visible only once gate_out bytes were written (or EOF was sent).  A
- * blocking read that would wait on a closed gate fails the test: in
- * reality it would wait for a reply to a request not yet written. */
-
-struct fake {
-    struct stream s;
-    struct strbuf in;
-    size_t in_pos;
-    size_t gate_pos;
-    size_t gate_out;
-    struct strbuf out;
-    struct strbuf events;
-    const char *err;
-    int status;
-    size_t fail_write_at;
-    int eof_sent;
-    int closed;
-};
-
-static size_t
-visible_end(const struct fake *f)
-{
-    if (f->out.len >= f->gate_out || f->eof_sent) {
-        return f->in.len;
-    }
-    return f->gate_pos;
-}
-
-static int
-f_write(struct stream *s, const void *buf, size_t n)
-{
-    struct fake *f = (struct fake *)s;
-
-    assert_false(f->closed);
-    assert_false(f->eof_sent);
-    strbuf_addch(&f->events, 'W');
-    if (f->fail_write_at && f->out.len + n > f->fail_write_at) {
-        return CR_ESYS;
-    }
-    strbuf_add(&f->out, buf, n);
-    return 0;
-}
-
-static ssize_t
-f_read(struct stream *s, void *buf, size_t n)
-{
-    struct fake *f = (struct fake *)s;
-    size_t end = visible_end(f);
-    size_t k = end > f->in_pos ? end - f->in_pos : 0;
-
-    assert_false(f->closed);
-    strbuf_addch(&f->events, 'R');
-    if (k == 0 && f->in_pos < f->in.len) {
-        fail_msg("blocking read for a reply before all requests were "
-                 "written (%zu of %zu bytes)",
-                 f->out.len,
-                 f->gate_out);
-    }
-    if (k > n) {
-        k = n;
-    }
-    memcpy(buf, f->in.buf + f->in_pos, k);
-    f->in_pos += k;
-    return (ssize_t)k;
-}
-
-static ssize_t
-f_read_nb(struct stream *s, void *buf, size_t n, int *eof)
-{
-    struct fake *f = (struct fake *)s;
-    size_t end = visible_end(f);
-    size_t k = end > f->in_pos ? end - f->in_pos : 0;
-
-    strbuf_addch(&f->events, 'N');
-    *eof = k == 0 && f->in_pos == f->in.len;
-    if (k > n) {
-        k = n;
-    }
-    memcpy(buf, f->in.buf + f->in_pos, k);
-    f->in_pos += k;
-    return (ssize_t)k;
-}
-
-static int
-f_send_eof(struct stream *s)
-{
-    ((struct fake *)s)->eof_sent = 1;
-    return 0;
-}
-
-static int
-f_close(struct stream *s, int *status, struct strbuf *err)
-{
-    struct fake *f = (struct fake *)s;
-
-    assert_false(f->closed);
-    f->closed = 1;
-    *status = f->status;
-    if (err != NULL && f->err != NULL) {
-        strbuf_addstr(err, f->err);
-    }
-    return 0;
-}
-
-static const struct stream_ops fake_ops = {
-    f_write, f_read, f_read_nb, f_send_eof, f_close};
-
-static void
-fake_init(struct fake *f)
-{
-    memset(f, 0, sizeof(*f));
-    f->s.ops = &fake_ops;
-    strbuf_init(&f->in, 0);
-    strbuf_init(&f->out, 0);
-    strbuf_init(&f->events, 0);
-}
-
-static void
-fake_release(struct fake *f)
-{
-    strbuf_release(&f->in);
-    strbuf_release(&f->out);
-    strbuf_release(&f->events);
 }
 
 /* ---- fixture store paths under tmpdir ---- */
@@ -639,7 +461,7 @@ test_cold_copy(void **state)
     assert_string_equal(dsth.last_argv.v[1], "--serve");
     assert_string_equal(dsth.last_argv.v[2], "--write");
     assert_int_equal(dsth.last_elevate, 1);
-    /* Pipelined: the gate (see struct fake) held the acks back until
+    /* Pipelined: the gate (see fakestream.h) held the acks back until
      * every request was written, and no read blocked on them. */
     last_w = strrchr(dst.events.buf, 'W');
     after_query = strchr(dst.events.buf, 'R');

@@ -3,6 +3,8 @@
  * against fakes. */
 #include "testutil.h"
 
+#include "fakestream.h"
+
 #include "crebuild/hash.h"
 #include "crebuild/log.h"
 #include "crebuild/pathinfo.h"
@@ -639,81 +641,6 @@ test_query_local_errors(void **state)
 
 /* ---- serve query against a fake stream ---- */
 
-struct fake_stream {
-    struct stream s;
-    struct strbuf in;
-    size_t pos;
-    int closed;
-};
-
-static int
-fs_write(struct stream *s, const void *b, size_t n)
-{
-    (void)s;
-    (void)b;
-    (void)n;
-    return 0;
-}
-
-static ssize_t
-fs_read(struct stream *s, void *b, size_t n)
-{
-    struct fake_stream *f = (struct fake_stream *)s;
-    size_t k = f->in.len - f->pos;
-    if (k > n) {
-        k = n;
-    }
-    memcpy(b, f->in.buf + f->pos, k);
-    f->pos += k;
-    return (ssize_t)k;
-}
-
-static ssize_t
-fs_read_nb(struct stream *s, void *b, size_t n, int *eof)
-{
-    *eof = 0;
-    return fs_read(s, b, n);
-}
-
-static int
-fs_eof(struct stream *s)
-{
-    (void)s;
-    return 0;
-}
-
-static int
-fs_close(struct stream *s, int *status, struct strbuf *err)
-{
-    (void)err;
-    ((struct fake_stream *)s)->closed = 1;
-    *status = 0;
-    return 0;
-}
-
-static const struct stream_ops fs_ops = {
-    fs_write, fs_read, fs_read_nb, fs_eof, fs_close};
-
-static void
-put_u64(struct strbuf *sb, uint64_t v)
-{
-    unsigned char b[8];
-    for (int i = 0; i < 8; i++) {
-        b[i] = (unsigned char)(v >> (8 * i));
-    }
-    strbuf_add(sb, b, 8);
-}
-
-static void
-put_str(struct strbuf *sb, const char *s)
-{
-    static const char zero[8];
-    size_t n = strlen(s);
-    put_u64(sb, n);
-    strbuf_add(sb, s, n);
-    strbuf_add(sb, zero, (8 - n % 8) % 8);
-}
-
 static void
 put_info(struct strbuf *in,
          const char *path,
@@ -750,15 +677,13 @@ put_info(struct strbuf *in,
 static void
 test_query_serve(void **state)
 {
-    struct fake_stream f;
+    struct fake f;
     struct serve_conn *c = NULL;
     struct pathinfo_list l = PATHINFO_LIST_INIT;
     struct strvec roots = STRVEC_INIT;
 
     (void)state;
-    memset(&f, 0, sizeof(f));
-    f.s.ops = &fs_ops;
-    strbuf_init(&f.in, 0);
+    fake_init(&f);
     put_u64(&f.in, SERVE_MAGIC_2);
     put_u64(&f.in, 0x207);
     put_u64(&f.in, 3); /* QueryClosure: sorted by name, not dependency */
@@ -781,21 +706,19 @@ test_query_serve(void **state)
     serve_free(c);
     pathinfo_list_release(&l);
     strvec_clear(&roots);
-    strbuf_release(&f.in);
+    fake_release(&f);
 }
 
 static void
 test_query_serve_missing_info(void **state)
 {
-    struct fake_stream f;
+    struct fake f;
     struct serve_conn *c = NULL;
     struct pathinfo_list l = PATHINFO_LIST_INIT;
     struct strvec roots = STRVEC_INIT;
 
     (void)state;
-    memset(&f, 0, sizeof(f));
-    f.s.ops = &fs_ops;
-    strbuf_init(&f.in, 0);
+    fake_init(&f);
     put_u64(&f.in, SERVE_MAGIC_2);
     put_u64(&f.in, 0x207);
     put_u64(&f.in, 2);
@@ -810,7 +733,7 @@ test_query_serve_missing_info(void **state)
     serve_free(c);
     pathinfo_list_release(&l);
     strvec_clear(&roots);
-    strbuf_release(&f.in);
+    fake_release(&f);
 }
 
 int

@@ -2,6 +2,8 @@
  * replays scripted bytes and records what is written. */
 #include "testutil.h"
 
+#include "fakestream.h"
+
 #include "crebuild/log.h"
 #include "crebuild/nar.h"
 #include "crebuild/serve.h"
@@ -10,184 +12,11 @@
 
 #include <stdint.h>
 
-/* ---- the fake stream ---- */
-
-struct fake {
-    struct stream s;
-    struct strbuf in; /* what the "server" sends */
-    size_t in_pos;
-    size_t chunk;         /* max bytes per read, 0 = any */
-    size_t nb_limit;      /* read_nb sees only in[0..nb_limit) */
-    struct strbuf out;    /* what the client wrote */
-    struct strbuf events; /* 'W' write, 'R' blocking read, 'N' read_nb */
-    const char *err;      /* stderr handed back by close */
-    int status;
-    size_t fail_write_at; /* writes beyond this many bytes fail */
-    int eof_sent;
-    int closed;
-};
-
-static int
-f_write(struct stream *s, const void *buf, size_t n)
-{
-    struct fake *f = (struct fake *)s;
-
-    assert_false(f->closed);
-    assert_false(f->eof_sent);
-    strbuf_addch(&f->events, 'W');
-    if (f->fail_write_at && f->out.len + n > f->fail_write_at) {
-        return CR_ESYS;
-    }
-    strbuf_add(&f->out, buf, n);
-    return 0;
-}
-
-static ssize_t
-f_read(struct stream *s, void *buf, size_t n)
-{
-    struct fake *f = (struct fake *)s;
-    size_t k = f->in.len - f->in_pos;
-
-    assert_false(f->closed);
-    strbuf_addch(&f->events, 'R');
-    if (k > n) {
-        k = n;
-    }
-    if (f->chunk && k > f->chunk) {
-        k = f->chunk;
-    }
-    memcpy(buf, f->in.buf + f->in_pos, k);
-    f->in_pos += k;
-    return (ssize_t)k;
-}
-
-static ssize_t
-f_read_nb(struct stream *s, void *buf, size_t n, int *eof)
-{
-    struct fake *f = (struct fake *)s;
-    size_t lim = f->nb_limit < f->in.len ? f->nb_limit : f->in.len;
-    size_t k = lim > f->in_pos ? lim - f->in_pos : 0;
-
-    assert_false(f->closed);
-    strbuf_addch(&f->events, 'N');
-    *eof = k == 0 && f->in_pos == f->in.len && f->nb_limit >= f->in.len;
-    if (k > n) {
-        k = n;
-    }
-    memcpy(buf, f->in.buf + f->in_pos, k);
-    f->in_pos += k;
-    return (ssize_t)k;
-}
-
-static int
-f_send_eof(struct stream *s)
-{
-    ((struct fake *)s)->eof_sent = 1;
-    return 0;
-}
-
-static int
-f_close(struct stream *s, int *status, struct strbuf *err)
-{
-    struct fake *f = (struct fake *)s;
-
-    assert_false(f->closed);
-    f->closed = 1;
-    *status = f->status;
-    if (err != NULL && f->err != NULL) {
-        strbuf_addstr(err, f->err);
-    }
-    return 0;
-}
-
-static const struct stream_ops fake_ops = {
-    f_write, f_read, f_read_nb, f_send_eof, f_close};
-
-static void
-fake_init(struct fake *f)
-{
-    memset(f, 0, sizeof(*f));
-    f->s.ops = &fake_ops;
-    strbuf_init(&f->in, 0);
-    strbuf_init(&f->out, 0);
-    strbuf_init(&f->events, 0);
-    f->nb_limit = SIZE_MAX;
-}
-
-static void
-fake_release(struct fake *f)
-{
-    strbuf_release(&f->in);
-    strbuf_release(&f->out);
-    strbuf_release(&f->events);
-}
-
-/* Wire builders. */
-static void
-put_u64(struct strbuf *sb, uint64_t v)
-{
-    unsigned char b[8];
-    for (int i = 0; i < 8; i++) {
-        b[i] = (unsigned char)(v >> (8 * i));
-    }
-    strbuf_add(sb, b, 8);
-}
-
-static void
-put_str(struct strbuf *sb, const char *s)
-{
-    static const char zero[8];
-    size_t n = strlen(s);
-    put_u64(sb, n);
-    strbuf_add(sb, s, n);
-    strbuf_add(sb, zero, (8 - n % 8) % 8);
-}
-
 static void
 put_hello(struct strbuf *sb, uint64_t version)
 {
     put_u64(sb, SERVE_MAGIC_2);
     put_u64(sb, version);
-}
-
-/* A reader over recorded output, for checking requests. */
-struct cursor {
-    const unsigned char *p;
-    size_t left;
-};
-
-static uint64_t
-get_u64(struct cursor *c)
-{
-    uint64_t v = 0;
-    assert_true(c->left >= 8);
-    for (int i = 7; i >= 0; i--) {
-        v = v << 8 | c->p[i];
-    }
-    c->p += 8;
-    c->left -= 8;
-    return v;
-}
-
-static void
-expect_str(struct cursor *c, const char *want)
-{
-    uint64_t n = get_u64(c);
-    size_t padded = (size_t)(n + 7) / 8 * 8;
-    assert_int_equal(n, strlen(want));
-    assert_true(c->left >= padded);
-    assert_memory_equal(c->p, want, n);
-    c->p += padded;
-    c->left -= padded;
-}
-
-static void
-expect_bytes(struct cursor *c, const void *want, size_t n)
-{
-    assert_true(c->left >= n);
-    assert_memory_equal(c->p, want, n);
-    c->p += n;
-    c->left -= n;
 }
 
 /* Log capture. */
