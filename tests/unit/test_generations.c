@@ -1,5 +1,6 @@
 /* test_generations.c: parsing and printing generation listings, and the
- * listing script itself against a fake profile directory. */
+ * listing script itself (its argv, and run) against fake profile
+ * directories. */
 #include "testutil.h"
 
 #include <sys/stat.h>
@@ -7,7 +8,9 @@
 #include <unistd.h>
 
 #include "crebuild/generations.h"
+#include "crebuild/host.h"
 #include "crebuild/strbuf.h"
+#include "crebuild/strvec.h"
 #include "crebuild/util.h"
 
 static const char listing[] =
@@ -157,6 +160,129 @@ test_script(void **state)
     host_free(h);
 }
 
+/* A profile name with every shell metacharacter: glob patterns (as a
+ * pattern, "p[1]*" does not match itself), quotes, command substitutions,
+ * blanks, a newline. */
+#define HOSTILE "p[1]* x;$(touch pwned)`touch pwned`'\"?\\\t\n"
+
+/* The script's argv: sh -c SCRIPT, $0 a name for messages, $1 the profile
+ * as one word, verbatim; appended after what the vector holds. */
+static void
+test_script_argv(void **state)
+{
+    struct strvec v = STRVEC_INIT;
+
+    (void)state;
+    generations_script_argv("/nix/var/nix/profiles/" HOSTILE, &v);
+    assert_int_equal(v.n, 5);
+    assert_string_equal(v.v[0], "/bin/sh");
+    assert_string_equal(v.v[1], "-c");
+    assert_non_null(strstr(v.v[2], "p=$1;"));
+    assert_string_equal(v.v[3], "get-generations");
+    assert_string_equal(v.v[4], "/nix/var/nix/profiles/" HOSTILE);
+    strvec_clear(&v);
+    strvec_pushl(&v, "sudo", "-n", NULL);
+    generations_script_argv("/p", &v);
+    assert_int_equal(v.n, 7);
+    assert_string_equal(v.v[0], "sudo");
+    assert_string_equal(v.v[2], "/bin/sh");
+    assert_string_equal(v.v[6], "/p");
+    strvec_clear(&v);
+}
+
+/* Run the script's argv on the local host: exit status, stdout in *out. */
+static int
+run_script(const char *profile, struct strbuf *out)
+{
+    struct host *h = host_local_new(NULL);
+    struct strvec argv = STRVEC_INIT;
+    struct host_cmd cmd = {0};
+    int status = -1;
+
+    generations_script_argv(profile, &argv);
+    cmd.argv = &argv;
+    cmd.out = out;
+    assert_int_equal(host_run(h, &cmd, &status), 0);
+    strvec_clear(&argv);
+    host_free(h);
+    return status;
+}
+
+/* The real script over a profile with a hostile name, run from the
+ * argv: it lists exactly that profile's numbered generations, runs nothing
+ * from the name, and exits 2 for a profile that does not exist. */
+static void
+test_script_hostile_profile(void **state)
+{
+    char dir[] = "/tmp/crebuild-gen-XXXXXX";
+    char *cwd = getcwd(NULL, 0);
+    struct strbuf out = STRBUF_INIT;
+    struct stat st1, st3;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chdir(dir), 0); /* where `touch pwned` would land */
+    char *g1 = xasprintf("%s/g1 " HOSTILE, dir);
+    char *g3 = xasprintf("%s/g3", dir);
+    char *sw = xasprintf("%s/g3/sw", dir);
+    char *swbin = xasprintf("%s/g3/sw/bin", dir);
+    char *rev = xasprintf("%s/g3/sw/bin/nixos-version", dir);
+    char *ver = xasprintf("%s/g3/nixos-version", dir);
+    char *profile = xasprintf("%s/" HOSTILE, dir);
+    char *l1 = xasprintf("%s/" HOSTILE "-1-link", dir);
+    char *l3 = xasprintf("%s/" HOSTILE "-3-link", dir);
+    char *bad = xasprintf("%s/" HOSTILE "-x1-link", dir);
+    assert_int_equal(mkdir(g1, 0755), 0);
+    assert_int_equal(mkdir(g3, 0755), 0);
+    assert_int_equal(mkdir(sw, 0755), 0);
+    assert_int_equal(mkdir(swbin, 0755), 0);
+    write_test_file(ver, "26.05.h\n", 0644);
+    write_test_file(rev,
+                    "#!/bin/sh\n[ \"$1\" = --configuration-revision ] && "
+                    "echo 'rev $(x)'\n",
+                    0755);
+    assert_int_equal(symlink(g1, l1), 0);
+    assert_int_equal(symlink(g3, l3), 0);
+    assert_int_equal(symlink(g3, bad), 0);
+    assert_int_equal(symlink(HOSTILE "-3-link", profile), 0);
+    assert_int_equal(lstat(l1, &st1), 0);
+    assert_int_equal(lstat(l3, &st3), 0);
+
+    assert_int_equal(run_script(profile, &out), 0);
+    char *want = xasprintf("1\t%lld\t0\tUnknown\tUnknown\tUnknown\t\n"
+                           "3\t%lld\t1\t26.05.h\tUnknown\trev $(x)\t\n",
+                           (long long)st1.st_mtime,
+                           (long long)st3.st_mtime);
+    assert_string_equal(out.buf, want);
+    assert_int_equal(access("pwned", F_OK), -1);
+
+    /* A neighbour that does not exist: exit 2, nothing listed. */
+    char *missing = xasprintf("%s/" HOSTILE "-gone", dir);
+    strbuf_reset(&out);
+    assert_int_equal(run_script(missing, &out), 2);
+    assert_string_equal(out.buf, "");
+    assert_int_equal(access("pwned", F_OK), -1);
+
+    char *rm = xasprintf("rm -rf %s", dir);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(system(rm), 0);
+    free(rm);
+    free(missing);
+    free(want);
+    free(bad);
+    free(l3);
+    free(l1);
+    free(profile);
+    free(ver);
+    free(rev);
+    free(swbin);
+    free(sw);
+    free(g3);
+    free(g1);
+    free(cwd);
+    strbuf_release(&out);
+}
+
 int
 main(void)
 {
@@ -165,6 +291,8 @@ main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_print),
         cmocka_unit_test(test_script),
+        cmocka_unit_test(test_script_argv),
+        cmocka_unit_test(test_script_hostile_profile),
     };
     return cmocka_run_group_tests_name("generations", tests, NULL, NULL);
 }
