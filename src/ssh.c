@@ -43,6 +43,7 @@ struct ssh_conn {
     int dead;
     char *err; /* the first error while connecting */
     struct ssh_chan *chans;
+    ssh_channel spare; /* opened ahead of need (see spare_open) */
 };
 
 struct ssh_chan {
@@ -59,6 +60,7 @@ struct ssh_chan {
     int got_exit;
     int eof_sent;
     int out_eof;
+    int exec_pending; /* exec sent, the server's answer not read yet */
     struct ssh_chan *next;
 };
 
@@ -86,6 +88,7 @@ now_s(void)
 
 /* An error while connecting: kept (the first one) for the caller, which
  * reports it once; later ones only at debug level. */
+static void spare_open(struct ssh_conn *c);
 static void conn_err(struct ssh_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -765,22 +768,10 @@ static int
 authenticate(struct ssh_conn *c)
 {
     int methods = 0;
-    int rc = ssh_userauth_none(c->s, NULL);
+    int rc;
 
-    if (rc == SSH_AUTH_SUCCESS) {
-        return 0;
-    }
-    if (rc == SSH_AUTH_ERROR) {
-        goto fail;
-    }
-    methods = ssh_userauth_list(c->s, NULL);
-    if (!(methods & SSH_AUTH_METHOD_PUBLICKEY)) {
-        conn_err(c,
-                 "%s: the server does not accept public key "
-                 "authentication (the only method crebuild uses)",
-                 c->name);
-        return CR_EAUTH;
-    }
+    /* No "none" request first (a round trip): the server's answer to a
+     * refused key lists the methods it would take. */
     /* ssh-agent (when SSH_AUTH_SOCK or IdentityAgent is set), then the
      * identity files: -i/IdentityFile first, then ~/.ssh/id_ed25519,
      * id_ecdsa, id_rsa.  Passphrases go through auth_cb. */
@@ -795,6 +786,14 @@ authenticate(struct ssh_conn *c)
         conn_err(c,
                  "%s: the server wants a second authentication method; "
                  "crebuild only does public keys",
+                 c->name);
+        return CR_EAUTH;
+    }
+    methods = ssh_userauth_list(c->s, NULL);
+    if (methods != 0 && !(methods & SSH_AUTH_METHOD_PUBLICKEY)) {
+        conn_err(c,
+                 "%s: the server does not accept public key "
+                 "authentication (the only method crebuild uses)",
                  c->name);
         return CR_EAUTH;
     }
@@ -901,6 +900,7 @@ ssh_conn_open(const struct ssh_target *t,
         goto out;
     }
     log_debug("%s: logged in as %s", c->name, c->user ? c->user : "?");
+    spare_open(c);
     *out = c;
     c = NULL;
     rc = 0;
@@ -924,6 +924,10 @@ ssh_conn_free(struct ssh_conn *c)
     }
     while (c->chans != NULL) {
         ssh_chan_abort(c->chans);
+    }
+    if (c->spare != NULL) {
+        ssh_channel_free(c->spare);
+        c->spare = NULL;
     }
     conn_disconnect(c);
     free(c->name);
@@ -1121,12 +1125,95 @@ chan_free(struct ssh_chan *ch)
     free(ch);
 }
 
+/* Round trips saved per command: a session channel is opened ahead of
+ * need (the CHANNEL_OPEN goes out now, its confirmation is read with
+ * whatever comes next), and the exec request is not waited for (the
+ * answer arrives with the command's first output; see exec_settle). */
+static void
+spare_open(struct ssh_conn *c)
+{
+    ssh_channel ch = NULL;
+    int rc;
+
+    if (c->dead || c->spare != NULL) {
+        return;
+    }
+    ch = ssh_channel_new(c->s);
+    if (ch == NULL) {
+        return;
+    }
+    ssh_set_blocking(c->s, 0);
+    rc = ssh_channel_open_session(ch);
+    ssh_set_blocking(c->s, 1);
+    if (rc == SSH_ERROR) {
+        log_debug("%s: cannot open a channel ahead: %s",
+                  c->name,
+                  ssh_get_error(c->s));
+        ssh_channel_free(ch);
+        return;
+    }
+    c->spare = ch;
+}
+
+/* libssh 0.10 opens channels with a 64000-byte window and grows it only
+ * when data arrives, so a larger first answer (the valid paths of a big
+ * closure) waits a round trip for our window adjust.  A read asking for
+ * more than the window sends the adjust at once; with no time to wait,
+ * it only takes what is already buffered (stderr: forwarded as usual). */
+static void
+open_window(struct ssh_chan *ch)
+{
+    size_t want = 2u << 20;
+    char *tmp = xmalloc(want);
+    int r = ssh_channel_read_timeout(ch->ch, tmp, (uint32_t)want, 1, 0);
+
+    if (r > 0) {
+        err_sink(ch, tmp, (size_t)r);
+    }
+    free(tmp);
+}
+
+/* The server's answer to our exec request: 0 when accepted or not read
+ * yet (block = 0), CR_ESSH when refused. */
+static int
+exec_settle(struct ssh_chan *ch, int block)
+{
+    int rc;
+
+    if (!ch->exec_pending || ch->conn->dead) {
+        return 0;
+    }
+    if (!block) {
+        ssh_set_blocking(ch->conn->s, 0);
+    }
+    rc = ssh_channel_request_exec(ch->ch, "");
+    if (!block) {
+        ssh_set_blocking(ch->conn->s, 1);
+    }
+    if (rc == SSH_AGAIN) {
+        return 0;
+    }
+    ch->exec_pending = 0;
+    if (rc != SSH_OK) {
+        if (!ssh_is_connected(ch->conn->s)) {
+            ch->conn->dead = 1;
+        }
+        log_error("%s: cannot start a remote command: %s",
+                  ch->conn->name,
+                  ssh_get_error(ch->conn->s));
+        return CR_ESSH;
+    }
+    return 0;
+}
+
 int
 ssh_chan_exec(struct ssh_conn *c,
               const char *command,
               struct strbuf *err_capture,
               struct ssh_chan **out)
 {
+    int rc;
+
     struct ssh_chan *ch = xcalloc(1, sizeof(*ch));
 
     *out = NULL;
@@ -1140,7 +1227,12 @@ ssh_chan_exec(struct ssh_conn *c,
         log_error("%s: the connection is closed", c->name);
         goto fail;
     }
-    ch->ch = ssh_channel_new(c->s);
+    if (c->spare != NULL) {
+        ch->ch = c->spare;
+        c->spare = NULL;
+    } else {
+        ch->ch = ssh_channel_new(c->s);
+    }
     if (ch->ch == NULL) {
         log_error(
             "%s: cannot create a channel: %s", c->name, ssh_get_error(c->s));
@@ -1161,12 +1253,18 @@ ssh_chan_exec(struct ssh_conn *c,
         goto fail;
     }
     log_trace("%s: exec %s", c->name, command);
-    if (ssh_channel_request_exec(ch->ch, command) != SSH_OK) {
+    ssh_set_blocking(c->s, 0);
+    rc = ssh_channel_request_exec(ch->ch, command);
+    ssh_set_blocking(c->s, 1);
+    if (rc == SSH_ERROR) {
         log_error("%s: cannot start a remote command: %s",
                   c->name,
                   ssh_get_error(c->s));
         goto fail;
     }
+    ch->exec_pending = rc == SSH_AGAIN;
+    open_window(ch);
+    spare_open(c);
     *out = ch;
     return 0;
 fail:
@@ -1226,18 +1324,24 @@ ssh_chan_wait(struct ssh_chan *ch, int timeout_ms)
     if (ssh_channel_poll(ch->ch, 0) > 0) {
         slice = 0;
     }
-    return conn_pump(ch->conn, slice);
+    int rc = conn_pump(ch->conn, slice);
+
+    return rc != 0 ? rc : exec_settle(ch, 0);
 }
 
 ssize_t
 ssh_chan_write_some(struct ssh_chan *ch, const void *buf, size_t n)
 {
-    uint32_t win = ssh_channel_window_size(ch->ch);
+    uint32_t win;
     int w;
 
     if (ch->conn->dead) {
         return CR_ESSH;
     }
+    if (exec_settle(ch, 0) != 0) {
+        return CR_ESSH;
+    }
+    win = ssh_channel_window_size(ch->ch); /* after settling: it may grow */
     if (n > WRITE_CHUNK) {
         n = WRITE_CHUNK;
     }
@@ -1305,6 +1409,9 @@ ssh_chan_read_nb(struct ssh_chan *ch, void *buf, size_t n, int *eof)
     if (ch->out_eof) {
         *eof = 1;
         return 0;
+    }
+    if (exec_settle(ch, 0) != 0) {
+        return CR_ESSH;
     }
     if (n > 0x7fffffff) {
         n = 0x7fffffff;
@@ -1377,7 +1484,8 @@ ssh_chan_abort(struct ssh_chan *ch)
     if (ch == NULL) {
         return;
     }
-    if (ch->ch != NULL && !ch->conn->dead && ssh_channel_is_open(ch->ch)) {
+    if (ch->ch != NULL && !ch->conn->dead && ssh_channel_is_open(ch->ch) &&
+        exec_settle(ch, 1) == 0) {
         (void)ssh_channel_request_send_signal(ch->ch, "INT");
         (void)ssh_channel_send_eof(ch->ch);
     }
@@ -1443,7 +1551,7 @@ ssh_chan_free(struct ssh_chan *ch)
         return;
     }
     if (ch->ch != NULL && !ch->conn->dead && ssh_channel_is_open(ch->ch) &&
-        !ch->got_exit) {
+        !ch->got_exit && exec_settle(ch, 1) == 0) {
         /* Still running: interrupt it rather than leave it behind. */
         (void)ssh_channel_request_send_signal(ch->ch, "INT");
         (void)ssh_channel_send_eof(ch->ch);
