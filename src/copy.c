@@ -98,6 +98,7 @@ open_serve(struct host *h,
            const char *name,
            const struct run *r,
            int write,
+           int lazy, /* serve_start: the greeting goes with the query */
            struct serve_conn **out)
 {
     struct strvec argv = STRVEC_INIT;
@@ -122,6 +123,8 @@ open_serve(struct host *h,
                   prog_name(r),
                   name,
                   cr_strerror(rc));
+    } else if (lazy) {
+        *out = serve_start(s, name);
     } else {
         rc = serve_open(s, name, out);
     }
@@ -143,7 +146,19 @@ query_valid(struct run *r, struct strvec *valid)
         strvec_push(&all, r->list.v[i].path);
     }
     rc = serve_query_valid_paths(r->dst, &all, 1, r->o->substitute, valid);
-    if (rc != 0) {
+    if (rc != 0 && !serve_ready(r->dst)) {
+        /* The greeting went out with the query (serve_start). */
+        const char *e = serve_error(r->dst);
+
+        if (strncmp(e, "protocol mismatch", 17) == 0) {
+            log_error("%s", e);
+        } else {
+            log_error("cannot start %s --serve on %s: %s",
+                      prog_name(r),
+                      r->dst_name,
+                      e);
+        }
+    } else if (rc != 0) {
         log_error("cannot query valid paths on %s: %s",
                   r->dst_name,
                   serve_error(r->dst));
@@ -189,9 +204,10 @@ query_local_then_valid(struct run *r,
     unsigned char *want = NULL;
     int rc;
 
-    rc = pathinfo_closure_local(src, roots, r->o->src_store, &r->list);
+    /* The remote command starts while the closure is listed here. */
+    rc = open_serve(dst, r->dst_name, r, 1, 1, &r->dst);
     if (rc == 0) {
-        rc = open_serve(dst, r->dst_name, r, 1, &r->dst);
+        rc = pathinfo_closure_local(src, roots, r->o->src_store, &r->list);
     }
     if (rc == 0) {
         rc = query_valid(r, valid);
@@ -386,7 +402,7 @@ query_source(struct run *r, struct host *src, const struct strvec *roots)
 {
     int rc;
 
-    rc = open_serve(src, r->src_name, r, 0, &r->src);
+    rc = open_serve(src, r->src_name, r, 0, 0, &r->src);
     if (rc == 0) {
         rc = pathinfo_query_serve(r->src, roots, &r->list);
     }
@@ -471,7 +487,7 @@ copy_closure(struct host *src,
     } else {
         rc = query_source(&r, src, roots);
         if (rc == 0) {
-            rc = open_serve(dst, r.dst_name, &r, 1, &r.dst);
+            rc = open_serve(dst, r.dst_name, &r, 1, 1, &r.dst);
         }
         if (rc == 0) {
             rc = query_valid(&r, &valid);

@@ -22,7 +22,11 @@ struct serve_conn {
     size_t pending;
     size_t acked;
     struct strbuf err;
+    int hello_pending; /* greeting sent (or queued), answer not read */
+    int ready;         /* greeting answered and accepted */
 };
+
+static int handshake_reply(struct serve_conn *c);
 
 static const unsigned char zeros[8];
 
@@ -309,6 +313,15 @@ rd_exact(struct serve_conn *c, void *buf, size_t n)
     if (c->wlen > 0 && serve_flush(c) != 0) {
         return c->rc;
     }
+    if (c->hello_pending) {
+        int rc;
+
+        c->hello_pending = 0;
+        rc = handshake_reply(c);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     while (n > 0) {
         size_t k = c->rlen - c->rpos;
         int rc;
@@ -463,19 +476,22 @@ mismatch(struct serve_conn *c, const unsigned char *first)
     return rc;
 }
 
+static void
+handshake_send(struct serve_conn *c)
+{
+    serve_write_u64(c, SERVE_MAGIC_1);
+    serve_write_u64(c, SERVE_VERSION);
+    c->hello_pending = 1;
+}
+
 static int
-handshake(struct serve_conn *c)
+handshake_reply(struct serve_conn *c)
 {
     unsigned char b[8];
     uint64_t v;
     int rc;
 
-    serve_write_u64(c, SERVE_MAGIC_1);
-    serve_write_u64(c, SERVE_VERSION);
-    rc = serve_flush(c);
-    if (rc == 0) {
-        rc = rd_exact(c, b, 8);
-    }
+    rc = rd_exact(c, b, 8);
     if (rc != 0) {
         return rc;
     }
@@ -498,22 +514,42 @@ handshake(struct serve_conn *c)
     if (c->minor > (SERVE_VERSION & 0xff)) {
         c->minor = SERVE_VERSION & 0xff;
     }
+    c->ready = 1;
+    log_debug("%s speaks serve protocol 2.%u", c->host, c->minor);
     return 0;
 }
 
-int
-serve_open(struct stream *s, const char *host, struct serve_conn **out)
+struct serve_conn *
+serve_start(struct stream *s, const char *host)
 {
     struct serve_conn *c = xcalloc(1, sizeof(*c));
-    int rc;
 
-    *out = NULL;
     c->s = s;
     c->host = xstrdup(host ? host : "remote");
     c->wbuf = xmalloc(WBUF_SIZE);
     c->rbuf = xmalloc(RBUF_SIZE);
     strbuf_init(&c->err, 0);
-    rc = handshake(c);
+    handshake_send(c);
+    return c;
+}
+
+int
+serve_ready(const struct serve_conn *c)
+{
+    return c->ready;
+}
+
+int
+serve_open(struct stream *s, const char *host, struct serve_conn **out)
+{
+    struct serve_conn *c = serve_start(s, host);
+    int rc;
+
+    *out = NULL;
+    rc = serve_flush(c);
+    if (rc == 0) {
+        rc = rd_exact(c, NULL, 0);
+    }
     if (rc != 0) {
         if (strncmp(c->err.buf, "protocol mismatch", 17) == 0) {
             log_error("%s", c->err.buf);
@@ -525,7 +561,6 @@ serve_open(struct stream *s, const char *host, struct serve_conn **out)
         serve_free(c);
         return rc;
     }
-    log_debug("%s speaks serve protocol 2.%u", c->host, c->minor);
     *out = c;
     return 0;
 }
@@ -820,7 +855,9 @@ serve_abort(struct serve_conn *c)
     if (c->s == NULL) {
         return;
     }
-    if (c->rc == 0 && c->wlen > 0) {
+    /* Pending requests still go out (their replies are awaited), but a
+     * greeting alone (serve_start, then nothing) is not worth sending. */
+    if (c->rc == 0 && c->wlen > 0 && !(c->hello_pending && c->wlen == 16)) {
         (void)c->s->ops->write(c->s, c->wbuf, c->wlen);
     }
     c->wlen = 0;

@@ -46,6 +46,13 @@ struct serve_conn;
  * and CR_EPROTO, CR_ENIX (the remote said "error: ...") or the stream's
  * code is returned. */
 int serve_open(struct stream *s, const char *host, struct serve_conn **out);
+/* Like serve_open, but only queue the greeting: it goes out with the
+ * first request, and the server's answer is read before that request's
+ * reply (one round trip less).  Never fails; a failed handshake is the
+ * first request's failure, with serve_ready() still 0. */
+struct serve_conn *serve_start(struct stream *s, const char *host);
+/* The server's greeting has been read and accepted. */
+int serve_ready(const struct serve_conn *c);
 
 /* The negotiated protocol minor version (0..7). */
 unsigned serve_minor(const struct serve_conn *c);

@@ -726,7 +726,11 @@ test_source_query_fails(void **state)
     assert_string_equal(logged(),
                         "error: nix-store --query failed: path "
                         "'/nix/store/zzzz-unknown' is not valid\n");
-    assert_int_equal(dsth.opened, 0);
+    /* The remote command was started meanwhile (serve_start), but was
+     * sent nothing, not even the greeting, and is closed again. */
+    assert_int_equal(dsth.opened, 1);
+    assert_int_equal(dst.out.len, 0);
+    assert_true(dst.closed);
     strvec_clear(&roots);
     fake_release(&dst);
 }

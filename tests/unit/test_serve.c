@@ -882,6 +882,97 @@ test_finish_failure(void **state)
     fake_release(&f);
 }
 
+/* ---- serve_start: the greeting goes out with the first request ---- */
+
+static void
+test_start_pipelines(void **state)
+{
+    struct fake f;
+    struct serve_conn *c;
+    struct strvec paths = STRVEC_INIT;
+    struct strvec valid = STRVEC_INIT;
+    struct cursor cur;
+    const char *first_read;
+
+    (void)state;
+    fake_init(&f);
+    put_hello(&f.in, 0x205);
+    put_u64(&f.in, 1);
+    put_str(&f.in, "/nix/store/aaaa-a");
+    /* Nothing can be answered before greeting and query are both sent:
+     * 16 (greeting) + 8 + 8 + 8 (command, lock, substitute) + 8 + 24
+     * (one path). */
+    f.gate_pos = 0;
+    f.gate_out = 16 + 24 + 8 + 24;
+    strvec_push(&paths, "/nix/store/aaaa-a");
+    c = serve_start(&f.s, "alpha");
+    assert_non_null(c);
+    assert_false(serve_ready(c));
+    assert_int_equal(f.out.len, 0); /* queued, not written */
+    assert_int_equal(serve_query_valid_paths(c, &paths, 1, 1, &valid), 0);
+    assert_true(serve_ready(c));
+    assert_int_equal(serve_minor(c), 5);
+    assert_int_equal(valid.n, 1);
+    assert_string_equal(valid.v[0], "/nix/store/aaaa-a");
+    /* One write carried both, before the first read. */
+    first_read = strchr(f.events.buf, 'R');
+    assert_non_null(first_read);
+    assert_int_equal(first_read - f.events.buf, 1);
+    assert_int_equal(f.events.buf[0], 'W');
+    skip_handshake(&cur, &f);
+    assert_int_equal(get_u64(&cur), 1); /* QueryValidPaths */
+    assert_int_equal(get_u64(&cur), 1); /* lock */
+    assert_int_equal(get_u64(&cur), 1); /* substitute */
+    assert_int_equal(get_u64(&cur), 1);
+    expect_str(&cur, "/nix/store/aaaa-a");
+    assert_int_equal(cur.left, 0);
+    assert_int_equal(serve_finish(c), 0);
+    serve_free(c);
+    strvec_clear(&paths);
+    strvec_clear(&valid);
+    fake_release(&f);
+}
+
+/* A bad greeting is the first request's failure, and serve_ready says
+ * that the server never answered it. */
+static void
+test_start_bad_greeting(void **state)
+{
+    static const struct {
+        const char *in;  /* what the server sends */
+        const char *err; /* stderr handed back */
+        int rc;
+        const char *want;
+    } v[] = {
+        {"Welcome!\n", NULL, CR_EPROTO, "protocol mismatch from alpha"},
+        {"", "sh: 1: nix-store: not found\n", CR_ENIX, "nix-store: not found"},
+        {"\xeb\x9d\x0c", NULL, CR_EPROTO, "closed unexpectedly"},
+    };
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+        struct fake f;
+        struct serve_conn *c;
+        struct strvec paths = STRVEC_INIT;
+        struct strvec valid = STRVEC_INIT;
+
+        fake_init(&f);
+        strbuf_addstr(&f.in, v[i].in);
+        f.err = v[i].err;
+        f.status = v[i].err ? 127 : 0;
+        strvec_push(&paths, "/nix/store/aaaa-a");
+        c = serve_start(&f.s, "alpha");
+        assert_int_equal(serve_query_valid_paths(c, &paths, 1, 0, &valid),
+                         v[i].rc);
+        assert_false(serve_ready(c));
+        assert_int_equal(valid.n, 0);
+        assert_non_null(strstr(serve_error(c), v[i].want));
+        assert_true(f.closed);
+        serve_free(c);
+        strvec_clear(&paths);
+        fake_release(&f);
+    }
+}
+
 /* ---- stderr reduction ---- */
 
 static void
@@ -951,6 +1042,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_dump_store_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finish_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stderr_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_pipelines, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_start_bad_greeting, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
