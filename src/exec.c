@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crebuild/proc.h"
+
 static const char *const placeholders[VAR_COUNT] = {
     NULL, "@toplevel@", "@drv@", "@tmp@", "@filepath@", NULL, NULL};
 
@@ -30,6 +32,7 @@ exec_init(struct exec_ctx *x, const struct cr_opts *o)
 {
     memset(x, 0, sizeof(*x));
     x->o = o;
+    x->profile_set = -1;
     for (int i = 0; i < PH_COUNT; i++) {
         x->systemd[i] = -1;
     }
@@ -157,6 +160,10 @@ step_run(struct exec_ctx *x, const struct step *s)
     if (status != 0 && cr_interrupted) {
         /* Interrupted with us (its own message, if any, is shown). */
         ret = 130;
+        goto out;
+    }
+    if (status != 0 && atomic_load(&x->cancelled)) {
+        ret = 1; /* exec_cancel: the reason was reported there */
         goto out;
     }
     if (status != 0) {
@@ -943,75 +950,145 @@ restore_profile(struct exec_ctx *x, enum plan_host which)
     free(profile);
 }
 
+/* Run one step (skipped after a failure unless s->always), with its
+ * events and the exit status bookkeeping of exec_plan. */
+static void
+exec_one(struct exec_ctx *x, const struct step *s)
+{
+    if (x->ret != 0 && !s->always) {
+        return;
+    }
+    if (cr_interrupted && !s->always) {
+        x->ret = 128 + cr_interrupted;
+        return;
+    }
+    if (!x->announced && is_build_step(s) && x->o->store_path == NULL) {
+        log_info("building the system configuration...");
+        x->announced = 1;
+    }
+    struct host *h = x->hosts[s->host];
+    const char *hn = h ? h->name : "localhost";
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (s->phase != NULL) {
+        events_phase_start(x->events, s->phase, hn);
+    }
+    /* The profile change is not interruptible: a signal that arrives
+     * meanwhile is handled once it is done (and then undone, below). */
+    int is_profile = s->phase != NULL && strcmp(s->phase, "profile") == 0;
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    if (is_profile) {
+        sigprocmask(SIG_BLOCK, &block, &old);
+        x->profile_set = (int)s->host;
+    }
+    int r = run_step(x, s);
+    if (is_profile) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+    }
+    /* A step that fails once we are interrupted failed because of
+     * it (a command gets the signal too); the status names the signal:
+     * 130 for SIGINT, 143 for SIGTERM. */
+    if (r != 0 && cr_interrupted) {
+        r = 128 + cr_interrupted;
+    }
+    if (s->phase != NULL) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        events_phase_end(x->events,
+                         s->phase,
+                         hn,
+                         r == 0,
+                         (double)(t1.tv_sec - t0.tv_sec) +
+                             (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    }
+    if (r != 0 && x->ret == 0) {
+        x->ret = r;
+    }
+    if (s->kind == STEP_ACTIVATE) {
+        x->activated = 1;
+    }
+}
+
+/* Steps exec_start may run before the hosts are connected: the leading
+ * local commands (evaluation and build), none of which needs a terminal. */
+static size_t
+early_steps(const struct plan *p)
+{
+    size_t n = 0;
+
+    while (n < p->n && p->steps[n].kind == STEP_RUN &&
+           p->steps[n].host == PH_LOCAL && !p->steps[n].interactive &&
+           !p->steps[n].always) {
+        n++;
+    }
+    return n;
+}
+
+static void *
+early_main(void *arg)
+{
+    struct exec_ctx *x = arg;
+
+    for (size_t i = 0; i < x->early_n; i++) {
+        exec_one(x, &x->early_plan->steps[i]);
+    }
+    return NULL;
+}
+
+int
+exec_start(struct exec_ctx *x, const struct plan *p)
+{
+    size_t n = early_steps(p);
+
+    if (n == 0 || x->early_active) {
+        return 0;
+    }
+    x->early_plan = p;
+    x->early_n = n;
+    if (pthread_create(&x->early_thread, NULL, early_main, x) != 0) {
+        x->early_n = 0;
+        return 0;
+    }
+    x->early_active = 1;
+    return 1;
+}
+
+void
+exec_cancel(struct exec_ctx *x)
+{
+    if (!x->early_active) {
+        return;
+    }
+    /* Nothing to build for any more: stop it without its own messages. */
+    atomic_store(&x->cancelled, 1);
+    proc_kill_all(SIGKILL);
+    pthread_join(x->early_thread, NULL);
+    x->early_active = 0;
+}
+
 int
 exec_plan(struct exec_ctx *x, const struct plan *p)
 {
-    int ret = 0, announced = 0, profile_set = -1, activated = 0;
+    size_t first = 0;
 
-    for (size_t i = 0; i < p->n; i++) {
-        const struct step *s = &p->steps[i];
-        if (ret != 0 && !s->always) {
-            continue;
-        }
-        if (cr_interrupted && !s->always) {
-            ret = 128 + cr_interrupted;
-            continue;
-        }
-        if (!announced && is_build_step(s) && x->o->store_path == NULL) {
-            log_info("building the system configuration...");
-            announced = 1;
-        }
-        struct host *h = x->hosts[s->host];
-        const char *hn = h ? h->name : "localhost";
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        if (s->phase != NULL) {
-            events_phase_start(x->events, s->phase, hn);
-        }
-        /* The profile change is not interruptible: a signal that arrives
-         * meanwhile is handled once it is done (and then undone, below). */
-        int is_profile = s->phase != NULL && strcmp(s->phase, "profile") == 0;
-        sigset_t block, old;
-        sigemptyset(&block);
-        sigaddset(&block, SIGINT);
-        sigaddset(&block, SIGTERM);
-        if (is_profile) {
-            sigprocmask(SIG_BLOCK, &block, &old);
-            profile_set = (int)s->host;
-        }
-        int r = run_step(x, s);
-        if (is_profile) {
-            sigprocmask(SIG_SETMASK, &old, NULL);
-        }
-        /* A step that fails once we are interrupted failed because of
-         * it (a command gets the signal too); the status names the signal:
-         * 130 for SIGINT, 143 for SIGTERM. */
-        if (r != 0 && cr_interrupted) {
-            r = 128 + cr_interrupted;
-        }
-        if (s->phase != NULL) {
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            events_phase_end(x->events,
-                             s->phase,
-                             hn,
-                             r == 0,
-                             (double)(t1.tv_sec - t0.tv_sec) +
-                                 (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-        }
-        if (r != 0 && ret == 0) {
-            ret = r;
-        }
-        if (s->kind == STEP_ACTIVATE) {
-            activated = 1;
-        }
+    if (x->early_active && x->early_plan == p) {
+        pthread_join(x->early_thread, NULL);
+        x->early_active = 0;
+        first = x->early_n;
     }
+    for (size_t i = first; i < p->n; i++) {
+        exec_one(x, &p->steps[i]);
+    }
+    int ret = x->ret;
     if (ret == 0 && cr_interrupted) {
         ret = 128 + cr_interrupted;
     }
-    if (cr_interrupted && profile_set >= 0 && !activated) {
+    if (cr_interrupted && x->profile_set >= 0 && !x->activated) {
         int sig = cr_interrupted;
         cr_interrupted = 0; /* let the restoring command run */
-        restore_profile(x, (enum plan_host)profile_set);
+        restore_profile(x, (enum plan_host)x->profile_set);
         cr_interrupted = sig;
     }
     if (ret == 0) {

@@ -14,6 +14,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
@@ -117,6 +118,19 @@ channels(const struct cr_opts *o, struct strvec *out)
         free(flag);
     }
     closedir(d);
+}
+
+/* Could anything be asked on the terminal (host key, key passphrase)? */
+static int
+have_tty(void)
+{
+    int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+    if (fd < 0) {
+        return 0;
+    }
+    close(fd);
+    return 1;
 }
 
 static int
@@ -258,7 +272,7 @@ run(struct cr_opts *o)
     struct exec_ctx x;
     struct strvec chans = STRVEC_INIT, prefix = STRVEC_INIT;
     char *flake_dir = NULL, *hostname = NULL, *err = NULL, *password = NULL;
-    int ret = 1;
+    int ret = 1, planned = 0;
 
     memset(&facts, 0, sizeof(facts));
     exec_init(&x, o);
@@ -331,6 +345,24 @@ run(struct cr_opts *o)
             secret_protect_process();
         }
     }
+    /* Without a terminal nothing can be asked while connecting, so the
+     * evaluation and build run meanwhile (when the plan does not need the
+     * target's host name first). */
+    int name_first =
+        needs_name(o) || (o->flake_mode == CR_FLAKE_AUTO && flake_dir);
+    if ((o->target_host != NULL || o->build_host != NULL) && !name_first &&
+        !have_tty()) {
+        if (plan_build(o, &facts, &plan, &err) != 0) {
+            log_error("%s", err);
+            ret = 2;
+            goto out;
+        }
+        planned = 1;
+        if (log_get_level() >= LOG_DEBUG) {
+            plan_print(&plan, o, log_stream());
+        }
+        (void)exec_start(&x, &plan);
+    }
     if (o->target_host != NULL) {
         x.hosts[PH_TARGET] = remote_connect(o, o->target_host, password);
         if (x.hosts[PH_TARGET] == NULL) {
@@ -355,7 +387,7 @@ run(struct cr_opts *o)
     x.reconnect = reconnect;
     x.reconnect_arg = &rctx;
 
-    if (needs_name(o) || (o->flake_mode == CR_FLAKE_AUTO && flake_dir)) {
+    if (!planned && name_first) {
         int too_long = 0;
         hostname = hostname_of(x.hosts[PH_TARGET] ? x.hosts[PH_TARGET]
                                                   : x.hosts[PH_LOCAL],
@@ -371,18 +403,24 @@ run(struct cr_opts *o)
             goto out;
         }
     }
-    facts.hostname = hostname;
-    if (plan_build(o, &facts, &plan, &err) != 0) {
-        log_error("%s", err);
-        ret = 2;
-        goto out;
-    }
-    if (log_get_level() >= LOG_DEBUG) {
-        plan_print(&plan, o, log_stream());
+    if (!planned) {
+        facts.hostname = hostname;
+        if (plan_build(o, &facts, &plan, &err) != 0) {
+            log_error("%s", err);
+            ret = 2;
+            goto out;
+        }
+        planned = 1;
+        if (log_get_level() >= LOG_DEBUG) {
+            plan_print(&plan, o, log_stream());
+        }
     }
     ret = exec_plan(&x, &plan);
-    plan_release(&plan);
 out:
+    exec_cancel(&x); /* a failed connection: the build is not needed */
+    if (planned) {
+        plan_release(&plan);
+    }
     events_result(x.events,
                   ret == 0                     ? "success"
                   : ret == CR_EXIT_ROLLED_BACK ? "rolled-back"

@@ -8,6 +8,9 @@
 #include "crebuild/host.h"
 #include "crebuild/plan.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 struct copy_session;
 struct events;
 
@@ -27,6 +30,14 @@ struct exec_ctx {
     struct host *spare[4];
     size_t n_spare;
     int systemd[PH_COUNT]; /* systemd runs there: 1, 0, -1 unknown */
+    /* exec_plan's bookkeeping (exit status so far, what has happened). */
+    int ret, announced, profile_set, activated;
+    /* exec_start: the leading local steps, run in a thread meanwhile. */
+    pthread_t early_thread;
+    const struct plan *early_plan;
+    size_t early_n;
+    int early_active;
+    atomic_int cancelled; /* exec_cancel: failures are not reported */
 };
 
 void exec_init(struct exec_ctx *x, const struct cr_opts *o);
@@ -36,6 +47,13 @@ void exec_release(struct exec_ctx *x);
  * failing command's status, 1 for other errors, 130/143 when
  * interrupted. */
 int exec_plan(struct exec_ctx *x, const struct plan *p);
+/* Start the plan's leading local steps (evaluation, build) in a thread, so
+ * that they run while the caller connects to the remote hosts; exec_plan
+ * then waits for them and goes on.  Returns 1 when started.  The caller
+ * must not prompt on the terminal meanwhile. */
+int exec_start(struct exec_ctx *x, const struct plan *p);
+/* The connection failed: stop what exec_start started (silently). */
+void exec_cancel(struct exec_ctx *x);
 
 /* Replace @toplevel@, @drv@, @tmp@, @filepath@ in s.  Caller frees. */
 char *exec_expand(const struct exec_ctx *x, const char *s);
