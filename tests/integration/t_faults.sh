@@ -206,6 +206,16 @@ TV=$(host_path $T /nix/var/crebuild-test)
 out=$(deploy switch alpha 2> "$work/err"); rc=$?
 assert_eq "first deploy exits 0" 0 "$rc" || cat "$work/err" >&2
 
+# Without a terminal crebuild evaluates and builds while it logs in: the
+# build is started before the login is done.
+salt overlap
+deploy switch alpha --debug > /dev/null 2> "$work/dbg"; rc=$?
+assert_eq "build while connecting: exits 0" 0 "$rc"
+b=$(grep -n -m 1 'debug: running: nix .* build ' "$work/dbg" | cut -d: -f1)
+l=$(grep -n -m 1 'logged in as' "$work/dbg" | cut -d: -f1)
+check "build while connecting: the build starts before the login is done (lines ${b:-?} < ${l:-?})" \
+	test "${b:-999999}" -lt "${l:-0}"
+
 # --- the login and the host ---------------------------------------------------------
 old=$(tprofile $T); n=$(nact $T)
 host_ssh_deauthorize $T crdeploy
@@ -215,6 +225,19 @@ assert_ne "sshd refusing the login: fails" 0 "$rc"
 one_error "login refused" "$work/e" 'crdeploy@ft-t1.*(auth|denied|refused|key)'
 consistent "login refused" $T "$old" "$old"
 assert_eq "login refused: nothing activated" "$n" "$(nact $T)"
+# The same while a slow build runs meanwhile (no terminal here, so crebuild
+# builds while it connects): the build is stopped, the login's error is the
+# one line, and nothing is left running.
+salt login-during-build
+start=$(date +%s)
+cr switch --flake "path:$flake#slowbuild" --target-host crdeploy@$T --sudo > /dev/null 2> "$work/e"; rc=$?
+took=$(($(date +%s) - start))
+assert_ne "login refused during the build: fails" 0 "$rc"
+one_error "login refused during the build" "$work/e" 'crdeploy@ft-t1.*(auth|denied|refused|key)'
+check "login refused during the build: the build was stopped (${took}s)" test "$took" -lt 6
+sleep 1
+check_fails "login refused during the build: no build left running" pgrep -f 'sleep 8; mkdir -p'
+consistent "login refused during the build" $T "$old" "$old"
 cp "$CR_TEST_ROOT/keys/id_ed25519.pub" "$(host_dir $T)/ssh-home/crdeploy/authorized_keys"
 
 start=$(date +%s)
