@@ -60,43 +60,54 @@ prepare(struct local_host *lh,
     }
 }
 
+/* The command as a proc_spec: argv and envv receive the strings it
+ * points to (the caller clears them). */
+static void
+to_spec(struct local_host *lh,
+        const struct host_cmd *cmd,
+        struct strvec *argv,
+        struct strvec *envv,
+        struct proc_spec *spec)
+{
+    prepare(lh, cmd, argv, envv);
+    memset(spec, 0, sizeof(*spec));
+    spec->argv = argv;
+    spec->envp = envv->n ? envv->v : NULL;
+    spec->input = cmd->input;
+    spec->input_len = cmd->input_len;
+    spec->tty = cmd->tty_input;
+    spec->out = cmd->out;
+    spec->out_fd = cmd->out_to_stdout ? STDOUT_FILENO : STDERR_FILENO;
+    spec->err = cmd->err;
+    spec->err_fd = STDERR_FILENO;
+}
+
 static int
 local_run(struct host *h, const struct host_cmd *cmd, int *status)
 {
-    struct local_host *lh = (struct local_host *)h;
     struct strvec argv = STRVEC_INIT, envv = STRVEC_INIT;
-    struct proc_spec spec = {0};
+    struct proc_spec spec;
     int rc;
 
-    prepare(lh, cmd, &argv, &envv);
-    spec.argv = &argv;
-    spec.envp = envv.n ? envv.v : NULL;
-    spec.input = cmd->input;
-    spec.input_len = cmd->input_len;
-    spec.tty = cmd->tty_input;
-    spec.out = cmd->out;
-    spec.out_fd = cmd->out_to_stdout ? STDOUT_FILENO : STDERR_FILENO;
-    spec.err = cmd->err;
-    spec.err_fd = STDERR_FILENO;
+    to_spec((struct local_host *)h, cmd, &argv, &envv, &spec);
     rc = proc_run(&spec, status);
     strvec_clear(&argv);
     strvec_clear(&envv);
     return rc;
 }
 
+/* stdin/stdout become the stream; proc_open_stream ignores the capture
+ * and input fields (stderr goes to its own bounded file). */
 static int
 local_open_stream(struct host *h,
                   const struct host_cmd *cmd,
                   struct stream **out)
 {
-    struct local_host *lh = (struct local_host *)h;
     struct strvec argv = STRVEC_INIT, envv = STRVEC_INIT;
-    struct proc_spec spec = {0};
+    struct proc_spec spec;
     int rc;
 
-    prepare(lh, cmd, &argv, &envv);
-    spec.argv = &argv;
-    spec.envp = envv.n ? envv.v : NULL;
+    to_spec((struct local_host *)h, cmd, &argv, &envv, &spec);
     rc = proc_open_stream(&spec, out);
     strvec_clear(&argv);
     strvec_clear(&envv);
