@@ -6,6 +6,25 @@
 #include "crebuild/util.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+/* The same NIX_SSHOPTS is read for every login (build host, target, the
+ * fresh login that confirms a magic-rollback deploy): each warning once. */
+static void
+warn_once(const char *msg)
+{
+    static struct strvec seen = STRVEC_INIT;
+
+    for (size_t i = 0; i < seen.n; i++) {
+        if (strcmp(seen.v[i], msg) == 0) {
+            return;
+        }
+    }
+    log_warn("%s", msg);
+    if (seen.n < 64) {
+        strvec_push(&seen, msg);
+    }
+}
 
 struct host *
 remote_connect(const struct cr_opts *o,
@@ -27,7 +46,7 @@ remote_connect(const struct cr_opts *o,
         goto out;
     }
     for (size_t i = 0; i < warnings.n; i++) {
-        log_warn("%s", warnings.v[i]);
+        warn_once(warnings.v[i]);
     }
     for (size_t i = 0; i < notes.n; i++) {
         log_debug("%s", notes.v[i]);

@@ -33,6 +33,13 @@ assert_eq "confirmed deploy keeps generation 2" system-2-link "$(tprofile $P/sys
 assert_contains "activated under the supervisor" "$(cat "$work/err")" "magic rollback"
 check "supervisor state cleaned up" sh -c "[ -z \"\$(ls -A $(host_path $T /nix/var/crebuild) 2>/dev/null)\" ]"
 
+# The confirmation logs in again with the same NIX_SSHOPTS: its warnings
+# are printed once, not once per login.
+out=$(host_exec sfdeployer env NIX_SSHOPTS="-o Tunnel=yes" "$CREBUILD" switch --flake "path:$flake#beta" \
+	--target-host crdeploy@target4 --sudo --confirm-timeout 10 2>"$work/err"); rc=$?
+assert_eq "confirmed deploy with an ignored ssh option exits 0" 0 "$rc"
+assert_eq "the ssh option's warning is printed once" 1 "$(grep -c "ignoring ssh option 'Tunnel'" "$work/err")"
+
 # --- locked out: rolled back, login works again ---------------------------------------
 start=$(date +%s)
 out=$(deploy switch lockout --confirm-timeout 4 2>"$work/err"); rc=$?
