@@ -50,7 +50,13 @@ static const char script[] =
 void
 diff_closure_argv(const char *path, struct strvec *argv)
 {
-    strvec_pushl(argv, "/bin/sh", "-c", script, "diff-closure", path, NULL);
+    strvec_pushl(argv,
+                 "/bin/sh",
+                 "-c",
+                 script,
+                 "diff-closure",
+                 path,
+                 (const char *)NULL);
 }
 
 /* Characters of a store path (Nix allows [A-Za-z0-9+._?=-] in names). */

@@ -236,7 +236,8 @@ path_valid_on(struct host *h, const char *path)
     struct host_cmd cmd = {0};
     int status = -1;
 
-    strvec_pushl(&argv, "nix-store", "--check-validity", path, NULL);
+    strvec_pushl(
+        &argv, "nix-store", "--check-validity", path, (const char *)NULL);
     cmd.argv = &argv;
     cmd.err = &err;
     if (host_run(h, &cmd, &status) != 0) {
@@ -272,7 +273,7 @@ copy_direct(struct exec_ctx *x, const struct step *s)
     if (s->substitute) {
         strvec_push(&argv, "-s");
     }
-    strvec_pushl(&argv, "--to", target, x->vars[s->var], NULL);
+    strvec_pushl(&argv, "--to", target, x->vars[s->var], (const char *)NULL);
     strvec_push(&env, "NIX_SSHOPTS=-o BatchMode=yes -o ConnectTimeout=5");
     cmd.argv = &argv;
     cmd.env = &env;
@@ -357,7 +358,8 @@ has_systemd(struct exec_ctx *x, struct host *h)
             return x->systemd[i]; /* known from the probe */
         }
     }
-    strvec_pushl(&argv, "test", "-d", "/run/systemd/system", NULL);
+    strvec_pushl(
+        &argv, "test", "-d", "/run/systemd/system", (const char *)NULL);
     cmd.argv = &argv;
     if (host_run(h, &cmd, &status) != 0) {
         status = 1;
@@ -528,7 +530,7 @@ step_probe(struct exec_ctx *x, const struct step *s)
                  s->profile ? s->profile : "",
                  s->probe_version ? x->vars[VAR_TOPLEVEL] : "",
                  spec ? spec : "",
-                 NULL);
+                 (const char *)NULL);
     out.max = 64 << 10;
     cmd.argv = &argv;
     cmd.out = &out;
@@ -767,7 +769,8 @@ step_version_suffix(struct exec_ctx *x)
     int status = -1, dirty;
     struct stat st;
 
-    strvec_pushl(&argv, "nix-instantiate", "--find-file", "nixpkgs", NULL);
+    strvec_pushl(
+        &argv, "nix-instantiate", "--find-file", "nixpkgs", (const char *)NULL);
     strvec_pusharr(&argv, &x->o->common);
     strvec_pusharr(&argv, &x->o->common_build);
     cmd.argv = &argv;
@@ -784,13 +787,21 @@ step_version_suffix(struct exec_ctx *x)
     }
     strvec_clear(&argv);
     strbuf_reset(&out);
-    strvec_pushl(&argv, "git", "-C", dir, "rev-parse", "--short", "HEAD", NULL);
+    strvec_pushl(&argv,
+                 "git",
+                 "-C",
+                 dir,
+                 "rev-parse",
+                 "--short",
+                 "HEAD",
+                 (const char *)NULL);
     if (host_run(h, &cmd, &status) != 0 || status != 0) {
         goto out;
     }
     rev = last_line(out.buf);
     strvec_clear(&argv);
-    strvec_pushl(&argv, "git", "-C", dir, "diff", "--quiet", NULL);
+    strvec_pushl(
+        &argv, "git", "-C", dir, "diff", "--quiet", (const char *)NULL);
     dirty = host_run(h, &cmd, &status) == 0 && status == 1;
     if (rev != NULL) {
         char *path = xasprintf("%s/.version-suffix", dir);
@@ -932,7 +943,7 @@ restore_profile(struct exec_ctx *x, enum plan_host which)
                  profile,
                  "--switch-generation",
                  x->vars[VAR_PREVGEN],
-                 NULL);
+                 (const char *)NULL);
     cmd.argv = &argv;
     cmd.elevate = 1;
     if (host_run(x->hosts[which], &cmd, &status) == 0 && status == 0) {

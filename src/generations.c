@@ -35,8 +35,13 @@ static const char script[] =
 void
 generations_script_argv(const char *profile, struct strvec *argv)
 {
-    strvec_pushl(
-        argv, "/bin/sh", "-c", script, "get-generations", profile, NULL);
+    strvec_pushl(argv,
+                 "/bin/sh",
+                 "-c",
+                 script,
+                 "get-generations",
+                 profile,
+                 (const char *)NULL);
 }
 
 static char *

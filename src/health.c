@@ -284,8 +284,12 @@ health_check_cmd(struct host *h,
     *answer = NULL;
     strbuf_init(&out, OUTPUT_MAX);
     strbuf_init(&err, OUTPUT_MAX);
-    strvec_pushl(
-        &argv, "/bin/sh", "-c", wrapper, "crebuild-health-check", NULL);
+    strvec_pushl(&argv,
+                 "/bin/sh",
+                 "-c",
+                 wrapper,
+                 "crebuild-health-check",
+                 (const char *)NULL);
     strvec_pushf(&argv, "%u", timeout_s ? timeout_s : 1);
     strvec_push(&argv, cmd);
     hc.argv = &argv;

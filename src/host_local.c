@@ -47,7 +47,7 @@ prepare(struct local_host *lh,
     if (elevate) {
         strvec_pusharr(argv, &lh->elevate_prefix);
         if (cmd->env != NULL) {
-            strvec_pushl(argv, "env", "-i", NULL);
+            strvec_pushl(argv, "env", "-i", (const char *)NULL);
             strvec_pusharr(argv, envv);
             strvec_clear(envv);
         }

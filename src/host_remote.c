@@ -138,17 +138,20 @@ remote_command(const struct host_cmd *cmd,
     if (elev && e->kind == CR_ELEVATE_SUDO) {
         strvec_push(&words, "sudo");
         if (e->password != NULL) {
-            strvec_pushl(&words, "--prompt=", "--stdin", NULL);
+            strvec_pushl(&words, "--prompt=", "--stdin", (const char *)NULL);
         }
         if (e->sudo_opts != NULL) {
             strvec_pusharr(&words, e->sudo_opts);
         }
     } else if (run0 && e->password != NULL) {
-        strvec_pushl(
-            &words, "polkit-stdin-agent", "--password-fd=0", "--", NULL);
+        strvec_pushl(&words,
+                     "polkit-stdin-agent",
+                     "--password-fd=0",
+                     "--",
+                     (const char *)NULL);
     }
     build_script(&script, cmd, run0);
-    strvec_pushl(&words, "/bin/sh", "-c", script.buf, "sh", NULL);
+    strvec_pushl(&words, "/bin/sh", "-c", script.buf, "sh", (const char *)NULL);
     strvec_pusharr(&words, cmd->argv);
     shquote_argv(&out, &words);
     strvec_clear(&words);

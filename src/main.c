@@ -57,7 +57,7 @@ show_help(void)
         struct strvec argv = STRVEC_INIT;
         struct proc_spec spec = {0};
         int status = -1;
-        strvec_pushl(&argv, "man", "8", "crebuild", NULL);
+        strvec_pushl(&argv, "man", "8", "crebuild", (const char *)NULL);
         spec.argv = &argv;
         spec.tty = 1;
         spec.out_fd = STDOUT_FILENO;
@@ -161,7 +161,7 @@ hostname_of(struct host *h, int *too_long)
         }
         return name;
     }
-    strvec_pushl(&argv, "uname", "-n", NULL);
+    strvec_pushl(&argv, "uname", "-n", (const char *)NULL);
     cmd.argv = &argv;
     out.max = 1024; /* a remote answering megabytes is not a host name */
     cmd.out = &out;
@@ -198,7 +198,7 @@ nix_older_than(unsigned major, unsigned minor)
     int status = -1, older = 0;
     const char *v;
 
-    strvec_pushl(&argv, "nix", "--version", NULL);
+    strvec_pushl(&argv, "nix", "--version", (const char *)NULL);
     spec.argv = &argv;
     spec.out = &out;
     spec.err_fd = STDERR_FILENO;
@@ -227,7 +227,7 @@ elevation_prefix(const struct cr_opts *o, struct strvec *prefix)
             }
         }
     } else if (o->elevate == CR_ELEVATE_RUN0) {
-        strvec_pushl(prefix, "run0", "--", NULL);
+        strvec_pushl(prefix, "run0", "--", (const char *)NULL);
     }
 }
 

@@ -89,10 +89,10 @@ plan_activation_argv(const char *stc,
                      "--quiet",
                      "--service-type=exec",
                      "--unit=" STC_UNIT,
-                     NULL);
+                     (const char *)NULL);
     }
-    strvec_pushl(argv, stc, action, NULL);
-    strvec_pushl(env, "LOCALE_ARCHIVE", "NIXOS_NO_CHECK", NULL);
+    strvec_pushl(argv, stc, action, (const char *)NULL);
+    strvec_pushl(env, "LOCALE_ARCHIVE", "NIXOS_NO_CHECK", (const char *)NULL);
     strvec_pushf(env, "NIXOS_INSTALL_BOOTLOADER=%d", install_bootloader);
 }
 
@@ -167,7 +167,8 @@ build_local(struct ctx *c, const char *attr, int no_link, int dry_run)
     if (c->flake) {
         char *suffix = xasprintf(".%s", attr);
         char *inst = installable(c, suffix);
-        strvec_pushl(&s->argv, "nix", FF_KEY, FF_VAL, "build", NULL);
+        strvec_pushl(
+            &s->argv, "nix", FF_KEY, FF_VAL, "build", (const char *)NULL);
         if (!dry_run) {
             strvec_push(&s->argv, "--json");
         }
@@ -201,8 +202,14 @@ build_remote(struct ctx *c, int dry_run)
 
     if (c->flake) {
         char *inst = installable(c, ".config.system.build.toplevel.drvPath");
-        strvec_pushl(
-            &s->argv, "nix", FF_KEY, FF_VAL, "eval", "--raw", inst, NULL);
+        strvec_pushl(&s->argv,
+                     "nix",
+                     FF_KEY,
+                     FF_VAL,
+                     "eval",
+                     "--raw",
+                     inst,
+                     (const char *)NULL);
         push_groups(&s->argv, o, 1, 1, 1, 0);
         free(inst);
     } else {
@@ -223,13 +230,22 @@ build_remote(struct ctx *c, int dry_run)
 
     if (dry_run) {
         s = add_step(c->p, STEP_RUN, PH_BUILD);
-        strvec_pushl(
-            &s->argv, "nix-store", "--realise", "@drv@", "--dry-run", NULL);
+        strvec_pushl(&s->argv,
+                     "nix-store",
+                     "--realise",
+                     "@drv@",
+                     "--dry-run",
+                     (const char *)NULL);
         strvec_pusharr(&s->argv, &o->common);
         return;
     }
     s = add_step(c->p, STEP_RUN, PH_BUILD);
-    strvec_pushl(&s->argv, "mktemp", "-d", "-t", "nixos-rebuild.XXXXX", NULL);
+    strvec_pushl(&s->argv,
+                 "mktemp",
+                 "-d",
+                 "-t",
+                 "nixos-rebuild.XXXXX",
+                 (const char *)NULL);
     s->capture = CAP_LINE;
     s->var = VAR_TMP;
 
@@ -240,12 +256,13 @@ build_remote(struct ctx *c, int dry_run)
                  "@drv@",
                  "--add-root",
                  "@tmp@/result",
-                 NULL);
+                 (const char *)NULL);
     strvec_pusharr(&s->argv, &o->common);
     s->phase = "build";
 
     s = add_step(c->p, STEP_RUN, PH_BUILD);
-    strvec_pushl(&s->argv, "readlink", "-f", "@tmp@/result", NULL);
+    strvec_pushl(
+        &s->argv, "readlink", "-f", "@tmp@/result", (const char *)NULL);
     s->capture = CAP_LINE;
     s->var = VAR_TOPLEVEL;
 }
@@ -255,7 +272,7 @@ build_cleanup(struct ctx *c)
 {
     struct step *s = add_step(c->p, STEP_RUN, PH_BUILD);
 
-    strvec_pushl(&s->argv, "rm", "-rf", "@tmp@", NULL);
+    strvec_pushl(&s->argv, "rm", "-rf", "@tmp@", (const char *)NULL);
     s->check = 0;
     s->always = 1;
 }
@@ -311,7 +328,7 @@ check_specialisation(struct ctx *c, const char *base)
         return;
     }
     s = add_step(c->p, STEP_RUN, c->activate_on);
-    strvec_pushl(&s->argv, "test", "-f", NULL);
+    strvec_pushl(&s->argv, "test", "-f", (const char *)NULL);
     strvec_pushf(&s->argv,
                  "%s/specialisation/%s/bin/switch-to-configuration",
                  base,
@@ -364,12 +381,17 @@ set_profile(struct ctx *c)
                      "-m",
                      "0755",
                      "/nix/var/nix/profiles/system-profiles",
-                     NULL);
+                     (const char *)NULL);
         s->elevate = 1;
     }
     s = add_step(c->p, STEP_RUN, c->activate_on);
-    strvec_pushl(
-        &s->argv, "nix-env", "-p", c->profile, "--set", "@toplevel@", NULL);
+    strvec_pushl(&s->argv,
+                 "nix-env",
+                 "-p",
+                 c->profile,
+                 "--set",
+                 "@toplevel@",
+                 (const char *)NULL);
     s->elevate = 1;
     s->phase = "profile";
 }
@@ -386,8 +408,11 @@ plan_upgrade(struct ctx *c)
 {
     for (size_t i = 0; i < c->f->n_channels; i++) {
         struct step *s = add_step(c->p, STEP_RUN, PH_LOCAL);
-        strvec_pushl(
-            &s->argv, "nix-channel", "--update", c->f->channels[i], NULL);
+        strvec_pushl(&s->argv,
+                     "nix-channel",
+                     "--update",
+                     c->f->channels[i],
+                     (const char *)NULL);
         s->elevate = 1;
         s->check = 0;
     }
@@ -402,7 +427,12 @@ plan_rollback(struct ctx *c)
     if (a == CR_ACT_SWITCH || a == CR_ACT_BOOT) {
         probe(c, 1, 0, 0);
         s = add_step(c->p, STEP_RUN, c->activate_on);
-        strvec_pushl(&s->argv, "nix-env", "--rollback", "-p", c->profile, NULL);
+        strvec_pushl(&s->argv,
+                     "nix-env",
+                     "--rollback",
+                     "-p",
+                     c->profile,
+                     (const char *)NULL);
         s->elevate = 1;
         s->phase = "profile";
         check_specialisation(c, c->profile);
@@ -431,9 +461,10 @@ plan_edit(struct ctx *c)
     s->out_to_stdout = 1;
     if (c->flake) {
         char *inst = flakeref_installable(c->ref.flake, c->name, "");
-        strvec_pushl(&s->argv, "nix", FF_KEY, FF_VAL, "edit", NULL);
+        strvec_pushl(
+            &s->argv, "nix", FF_KEY, FF_VAL, "edit", (const char *)NULL);
         push_groups(&s->argv, c->o, 0, 1, 1, 0);
-        strvec_pushl(&s->argv, "--", inst, NULL);
+        strvec_pushl(&s->argv, "--", inst, (const char *)NULL);
         free(inst);
     } else {
         strvec_push(&s->argv, c->f->editor ? c->f->editor : "nano");
@@ -469,11 +500,11 @@ plan_repl(struct ctx *c)
                      "--impure",
                      "--expr",
                      expr,
-                     NULL);
+                     (const char *)NULL);
         push_groups(&s->argv, c->o, 1, 1, 1, 0);
         free(expr);
     } else {
-        strvec_pushl(&s->argv, "nix", "repl", NULL);
+        strvec_pushl(&s->argv, "nix", "repl", (const char *)NULL);
         if (!c->f->repl_positional) {
             strvec_push(&s->argv, "--file");
         }
@@ -503,16 +534,21 @@ plan_image(struct ctx *c)
                      inst,
                      "--apply",
                      "builtins.attrNames",
-                     NULL);
+                     (const char *)NULL);
         strvec_pusharr(&s->argv, &o->flake_eval);
         free(inst);
     } else {
-        strvec_pushl(
-            &s->argv, "nix-instantiate", "--eval", "--strict", "--json", NULL);
+        strvec_pushl(&s->argv,
+                     "nix-instantiate",
+                     "--eval",
+                     "--strict",
+                     "--json",
+                     (const char *)NULL);
         classic_target(c, "config.system.build.images", &s->argv);
         strvec_pusharr(&s->argv, &o->common);
         /* attrNames of the set, not the set itself */
-        strvec_pushl(&s->argv, "--apply", "builtins.attrNames", NULL);
+        strvec_pushl(
+            &s->argv, "--apply", "builtins.attrNames", (const char *)NULL);
     }
     s->capture = CAP_JSON_RAW;
     s->var = VAR_VARIANTS;
@@ -527,15 +563,25 @@ plan_image(struct ctx *c)
     if (c->flake) {
         char *suffix = xasprintf(".%s.passthru.filePath", attr);
         char *inst = installable(c, suffix);
-        strvec_pushl(
-            &s->argv, "nix", FF_KEY, FF_VAL, "eval", "--raw", inst, NULL);
+        strvec_pushl(&s->argv,
+                     "nix",
+                     FF_KEY,
+                     FF_VAL,
+                     "eval",
+                     "--raw",
+                     inst,
+                     (const char *)NULL);
         strvec_pusharr(&s->argv, &o->flake_eval);
         free(inst);
         free(suffix);
     } else {
         char *a = xasprintf("%s.passthru.filePath", attr);
-        strvec_pushl(
-            &s->argv, "nix-instantiate", "--eval", "--strict", "--json", NULL);
+        strvec_pushl(&s->argv,
+                     "nix-instantiate",
+                     "--eval",
+                     "--strict",
+                     "--json",
+                     (const char *)NULL);
         classic_target(c, a, &s->argv);
         strvec_pusharr(&s->argv, &o->common);
         free(a);
@@ -568,7 +614,11 @@ plan_deploy(struct ctx *c)
         /* A prebuilt toplevel: no evaluation, no build host. */
         c->build_on = PH_LOCAL;
         struct step *s = add_step(c->p, STEP_RUN, PH_LOCAL);
-        strvec_pushl(&s->argv, "nix-store", "--realise", o->store_path, NULL);
+        strvec_pushl(&s->argv,
+                     "nix-store",
+                     "--realise",
+                     o->store_path,
+                     (const char *)NULL);
         s->capture = CAP_LINE;
         s->var = VAR_TOPLEVEL;
     } else if (remote_build) {

@@ -108,14 +108,15 @@ supervisor_argv(const char *mode,
                 const struct supervise_req *r,
                 struct strvec *argv)
 {
-    strvec_pushl(argv, "/bin/sh", "-c", script, script, mode, state, NULL);
+    strvec_pushl(
+        argv, "/bin/sh", "-c", script, script, mode, state, (const char *)NULL);
     if (strcmp(mode, "start") == 0 || strcmp(mode, "run") == 0) {
         strvec_pushl(argv,
                      r->stc,
                      r->action,
                      r->profile,
                      r->prev_gen ? r->prev_gen : "",
-                     NULL);
+                     (const char *)NULL);
         strvec_pushf(argv, "%u", r->timeout);
         strvec_pushf(argv, "%d", r->install_bootloader ? 1 : 0);
         if (strcmp(mode, "start") == 0) {
@@ -144,7 +145,7 @@ run_mode(struct host *h,
     if (extra != NULL) {
         strvec_push(&argv, extra);
     }
-    strvec_pushl(&env, "LOCALE_ARCHIVE", "NIXOS_NO_CHECK", NULL);
+    strvec_pushl(&env, "LOCALE_ARCHIVE", "NIXOS_NO_CHECK", (const char *)NULL);
     cmd.argv = &argv;
     cmd.env = &env;
     cmd.elevate = 1;
