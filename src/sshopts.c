@@ -41,7 +41,37 @@ ssh_target_release(struct ssh_target *t)
     free(t->hostkey_algorithms);
     free(t->kex_algorithms);
     free(t->macs);
+    free(t->pubkey_algorithms);
     ssh_target_init(t);
+}
+
+static char *
+dup_or_null(const char *s)
+{
+    return s != NULL ? xstrdup(s) : NULL;
+}
+
+void
+ssh_target_copy(struct ssh_target *dst, const struct ssh_target *src)
+{
+    *dst = *src;
+    dst->raw = dup_or_null(src->raw);
+    dst->host = dup_or_null(src->host);
+    dst->user = dup_or_null(src->user);
+    dst->hostname = dup_or_null(src->hostname);
+    dst->config = dup_or_null(src->config);
+    strvec_init(&dst->identities);
+    strvec_pusharr(&dst->identities, &src->identities);
+    dst->known_hosts = dup_or_null(src->known_hosts);
+    dst->global_known_hosts = dup_or_null(src->global_known_hosts);
+    dst->identity_agent = dup_or_null(src->identity_agent);
+    dst->proxy_jump = dup_or_null(src->proxy_jump);
+    dst->proxy_command = dup_or_null(src->proxy_command);
+    dst->ciphers = dup_or_null(src->ciphers);
+    dst->hostkey_algorithms = dup_or_null(src->hostkey_algorithms);
+    dst->kex_algorithms = dup_or_null(src->kex_algorithms);
+    dst->macs = dup_or_null(src->macs);
+    dst->pubkey_algorithms = dup_or_null(src->pubkey_algorithms);
 }
 
 /* ---- shlex ---- */
@@ -145,6 +175,7 @@ enum okey {
     K_FORWARDAGENT,
     K_ADDRESSFAMILY,
     K_IDENTITYAGENT,
+    K_PUBKEYALGORITHMS,
 };
 
 static const struct {
@@ -175,6 +206,8 @@ static const struct {
     {"Port", K_PORT},
     {"ProxyCommand", K_PROXYCOMMAND},
     {"ProxyJump", K_PROXYJUMP},
+    {"PubkeyAcceptedAlgorithms", K_PUBKEYALGORITHMS},
+    {"PubkeyAcceptedKeyTypes", K_PUBKEYALGORITHMS},
     {"PubkeyAuthentication", K_PUBKEYAUTHENTICATION},
     {"RequestTTY", K_IGNORE},
     {"SendEnv", K_IGNORE},
@@ -309,29 +342,28 @@ parse_strict(const char *v, enum ssh_strict *out, char **err)
     return 0;
 }
 
-/* One "Key=Value" or "Key Value" (the argument of -o). */
+/* One option (see sshopts_apply_option); key is klen bytes. */
 static int
-apply_o(struct ssh_target *t,
-        const char *kv,
-        struct strvec *warnings,
-        struct strvec *notes,
-        char **err)
+apply_kv(struct ssh_target *t,
+         const char *kv,
+         size_t klen,
+         const char *v,
+         int from_config,
+         struct strvec *warnings,
+         struct strvec *notes,
+         char **err)
 {
-    size_t klen = strcspn(kv, "= \t");
-    const char *v = kv + klen;
     const char *name = NULL;
-    enum okey key;
+    enum okey key = lookup_key(kv, klen);
     int b = 0;
     int rc = 0;
 
-    v += strspn(v, " \t");
-    if (*v == '=') {
-        v++;
-        v += strspn(v, " \t");
+    if (klen == 0) {
+        *err = xstrdup("ssh option: missing name");
+        return CR_EUSAGE;
     }
-    key = lookup_key(kv, klen);
-    if (klen == 0 || (*v == '\0' && key != K_UNKNOWN && key != K_IGNORE)) {
-        *err = xasprintf("ssh option -o '%s': missing value", kv);
+    if (*v == '\0' && key != K_UNKNOWN && key != K_IGNORE) {
+        *err = xasprintf("ssh option %.*s: missing value", (int)klen, kv);
         return CR_EUSAGE;
     }
     for (size_t i = 0; i < ARRAY_SIZE(okeys); i++) {
@@ -342,7 +374,7 @@ apply_o(struct ssh_target *t,
     }
     switch (key) {
     case K_UNKNOWN:
-        strvec_pushf(warnings,
+        strvec_pushf(from_config ? notes : warnings,
                      "ignoring ssh option '%.*s' (not supported by crebuild)",
                      (int)klen,
                      kv);
@@ -407,10 +439,17 @@ apply_o(struct ssh_target *t,
         }
         break;
     case K_PROXYJUMP:
-        set_str(&t->proxy_jump, v);
+        if (t->proxy_command == NULL) {
+            set_str(&t->proxy_jump, v);
+        }
         break;
     case K_PROXYCOMMAND:
-        set_str(&t->proxy_command, v);
+        if (t->proxy_jump == NULL) {
+            set_str(&t->proxy_command, v);
+        }
+        break;
+    case K_PUBKEYALGORITHMS:
+        set_str(&t->pubkey_algorithms, v);
         break;
     case K_CIPHERS:
         set_str(&t->ciphers, v);
@@ -473,6 +512,45 @@ apply_o(struct ssh_target *t,
     return rc;
 }
 
+int
+sshopts_apply_option(struct ssh_target *t,
+                     const char *key,
+                     const char *value,
+                     int from_config,
+                     struct strvec *warnings,
+                     struct strvec *notes,
+                     char **err)
+{
+    *err = NULL;
+    return apply_kv(
+        t, key, strlen(key), value, from_config, warnings, notes, err);
+}
+
+/* One "Key=Value" or "Key Value" (the argument of -o). */
+static int
+apply_o(struct ssh_target *t,
+        const char *kv,
+        struct strvec *warnings,
+        struct strvec *notes,
+        char **err)
+{
+    size_t klen = strcspn(kv, "= \t");
+    const char *v = kv + klen;
+    int rc;
+
+    v += strspn(v, " \t");
+    if (*v == '=') {
+        v++;
+        v += strspn(v, " \t");
+    }
+    rc = apply_kv(t, kv, klen, v, 0, warnings, notes, err);
+    if (rc != 0 && klen == 0) {
+        free(*err);
+        *err = xasprintf("ssh option -o '%s': missing value", kv);
+    }
+    return rc;
+}
+
 /* Flags that take an argument in OpenSSH 9.2. */
 static int
 takes_arg(char c)
@@ -509,7 +587,9 @@ apply_flag(struct ssh_target *t,
         set_str(&t->config, arg);
         break;
     case 'J':
-        set_str(&t->proxy_jump, arg);
+        if (t->proxy_command == NULL) {
+            set_str(&t->proxy_jump, arg);
+        }
         break;
     case 'c':
         set_str(&t->ciphers, arg);
@@ -841,4 +921,185 @@ ssh_target_name(const struct ssh_target *t)
         return xasprintf("%s@%s", t->user, t->host);
     }
     return xstrdup(t->host != NULL ? t->host : "");
+}
+
+char *
+sshopts_expand_hostname(const char *hostname, const char *host)
+{
+    struct strbuf sb = STRBUF_INIT;
+
+    for (const char *p = hostname; *p != '\0'; p++) {
+        if (p[0] == '%' && p[1] == 'h') {
+            strbuf_addstr(&sb, host != NULL ? host : "");
+            p++;
+        } else if (p[0] == '%' && p[1] == '%') {
+            strbuf_addch(&sb, '%');
+            p++;
+        } else {
+            strbuf_addch(&sb, *p);
+        }
+    }
+    return strbuf_detach(&sb);
+}
+
+/* ---- ProxyJump ---- */
+
+static int
+jump_fail(const char *hop, const char *why, char **err)
+{
+    *err = xasprintf("invalid ProxyJump host '%s': %s", hop, why);
+    return CR_EUSAGE;
+}
+
+/* One [ssh://][user@]host[:port] (s is NUL-terminated). */
+static int
+parse_hop(const char *s, struct ssh_hop *h, char **err)
+{
+    const char *p = s;
+    const char *at = NULL;
+    const char *hs = NULL;
+    const char *he = NULL;
+    char *host = NULL;
+    unsigned long long port = 0;
+
+    if (strncmp(p, "ssh://", 6) == 0) {
+        p += 6;
+    }
+    if (*p == '\0') {
+        return jump_fail(s, "empty host name", err);
+    }
+    for (const char *q = s; *q != '\0'; q++) {
+        unsigned char c = (unsigned char)*q;
+
+        if (c <= 0x20 || c == 0x7f) {
+            *err = xstrdup("invalid ProxyJump: a host contains a blank or "
+                           "a control character");
+            return CR_EUSAGE;
+        }
+    }
+    at = strrchr(p, '@');
+    hs = at != NULL ? at + 1 : p;
+    if (at != NULL) {
+        if (at == p) {
+            return jump_fail(s, "empty user name", err);
+        }
+        if (*p == '-') {
+            return jump_fail(s, "user name must not start with '-'", err);
+        }
+        for (const char *q = p; q < at; q++) {
+            if (!user_char_ok(*q)) {
+                return jump_fail(s, "unsupported character in user name", err);
+            }
+        }
+    }
+    if (*hs == '-') {
+        return jump_fail(s, "host name must not start with '-'", err);
+    }
+    if (*hs == '[') {
+        he = strchr(hs, ']');
+        if (he == NULL) {
+            return jump_fail(s, "missing ']'", err);
+        }
+        if (memchr(hs + 1, ':', (size_t)(he - hs - 1)) != NULL) {
+            host = parse_v6(hs + 1, (size_t)(he - hs - 1));
+            if (host == NULL) {
+                return jump_fail(s, "invalid IPv6 address", err);
+            }
+        } else {
+            /* [name]:port, as ssh accepts it */
+            for (const char *q = hs + 1; q < he; q++) {
+                if (!host_char_ok(*q)) {
+                    return jump_fail(
+                        s, "unsupported character in host name", err);
+                }
+            }
+            host = xstrndup(hs + 1, (size_t)(he - hs - 1));
+        }
+        he++;
+    } else {
+        const char *colon = strchr(hs, ':');
+
+        if (colon != NULL && strchr(colon + 1, ':') != NULL) {
+            he = hs + strlen(hs);
+            host = parse_v6(hs, (size_t)(he - hs));
+            if (host == NULL) {
+                return jump_fail(s, "invalid IPv6 address", err);
+            }
+        } else {
+            he = colon != NULL ? colon : hs + strlen(hs);
+            for (const char *q = hs; q < he; q++) {
+                if (!host_char_ok(*q)) {
+                    return jump_fail(
+                        s, "unsupported character in host name", err);
+                }
+            }
+            host = xstrndup(hs, (size_t)(he - hs));
+        }
+    }
+    if (*host == '\0') {
+        free(host);
+        return jump_fail(s, "empty host name", err);
+    }
+    if (*he == ':') {
+        if (parse_uint(he + 1, 65535, &port) < 0 || port == 0) {
+            free(host);
+            return jump_fail(s, "invalid port", err);
+        }
+    } else if (*he != '\0') {
+        free(host);
+        return jump_fail(s, "unexpected characters after the host name", err);
+    }
+    h->raw = xstrdup(s);
+    h->host = host;
+    h->user = at != NULL ? xstrndup(p, (size_t)(at - p)) : NULL;
+    h->port = (int)port;
+    return 0;
+}
+
+int
+sshopts_parse_jump(const char *spec,
+                   struct ssh_hop **hops,
+                   size_t *n,
+                   char **err)
+{
+    struct ssh_hop *v = NULL;
+    size_t cnt = 0;
+    const char *p = spec;
+
+    *hops = NULL;
+    *n = 0;
+    *err = NULL;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        char *one = xstrndup(p, len);
+        int rc;
+
+        v = xreallocarray(v, cnt + 1, sizeof(*v));
+        memset(&v[cnt], 0, sizeof(v[cnt]));
+        rc = parse_hop(one, &v[cnt], err);
+        free(one);
+        if (rc != 0) {
+            ssh_hops_free(v, cnt);
+            return rc;
+        }
+        cnt++;
+        if (p[len] == '\0') {
+            break;
+        }
+        p += len + 1;
+    }
+    *hops = v;
+    *n = cnt;
+    return 0;
+}
+
+void
+ssh_hops_free(struct ssh_hop *hops, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(hops[i].raw);
+        free(hops[i].user);
+        free(hops[i].host);
+    }
+    free(hops);
 }

@@ -1,7 +1,8 @@
 /* sshopts.h: a host string (`user@host`, `[v6]`, `ssh://`, `ssh-ng://`) and
  * NIX_SSHOPTS (OpenSSH command-line options, split like Python's shlex)
- * turned into one struct ssh_target.  Pure: no I/O, no libssh; the warnings
- * and notes are returned for the caller to log. */
+ * turned into one struct ssh_target; ProxyJump lists.  Pure: no I/O, no
+ * libssh; the warnings and notes are returned for the caller to log.
+ * ssh_config files are read by sshconfig.h into the same struct. */
 #ifndef CREBUILD_SSHOPTS_H
 #define CREBUILD_SSHOPTS_H
 
@@ -40,9 +41,11 @@ struct ssh_target {
     char *global_known_hosts; /* GlobalKnownHostsFile (first file) */
     char *identity_agent;     /* IdentityAgent ("none" = no agent) */
     enum ssh_strict strict;
-    int connect_timeout;      /* seconds */
-    int alive_interval;       /* ServerAliveInterval, seconds; 0 = off */
-    int alive_count;          /* ServerAliveCountMax */
+    int connect_timeout; /* seconds */
+    int alive_interval;  /* ServerAliveInterval, seconds; 0 = off */
+    int alive_count;     /* ServerAliveCountMax */
+    /* ProxyJump and ProxyCommand exclude each other: the first one given
+     * wins, as with ssh. */
     char *proxy_jump;         /* -J, -o ProxyJump ("none" = off) */
     char *proxy_command;      /* -o ProxyCommand ("none" = off) */
     int compression;          /* -C, -o Compression: 0/1 */
@@ -50,6 +53,7 @@ struct ssh_target {
     char *hostkey_algorithms; /* -o HostKeyAlgorithms */
     char *kex_algorithms;     /* -o KexAlgorithms */
     char *macs;               /* -m, -o MACs */
+    char *pubkey_algorithms;  /* -o PubkeyAcceptedAlgorithms */
     int batch_mode;           /* -o BatchMode: 0/1 */
     int identities_only;      /* -o IdentitiesOnly: 0/1 */
     int pubkey_auth;          /* -o PubkeyAuthentication: 0/1 */
@@ -60,6 +64,8 @@ struct ssh_target {
 
 void ssh_target_init(struct ssh_target *t);
 void ssh_target_release(struct ssh_target *t);
+/* dst (initialised or released) becomes a deep copy of src. */
+void ssh_target_copy(struct ssh_target *dst, const struct ssh_target *src);
 
 /* Split s like Python's shlex.split (POSIX mode): blanks separate words,
  * '...' is literal, "..." honours \" and \\, a backslash outside quotes
@@ -80,6 +86,20 @@ int sshopts_parse_args(struct ssh_target *t,
                        struct strvec *notes,
                        char **err);
 
+/* One option: key (case-insensitive, e.g. "Port") and its value, as in
+ * `-o Key=Value` or an ssh_config line.  A value already set in t is kept
+ * (the first one wins; IdentityFile accumulates).  from_config: an unknown
+ * key is only a note (ssh_config files name many OpenSSH-only keywords),
+ * not a warning.  Returns 0, or CR_EUSAGE with *err for a missing or
+ * invalid value. */
+int sshopts_apply_option(struct ssh_target *t,
+                         const char *key,
+                         const char *value,
+                         int from_config,
+                         struct strvec *warnings,
+                         struct strvec *notes,
+                         char **err);
+
 /* Parse a host string into t->raw, t->host, t->scheme and, when not set
  * yet, t->user and t->port (a port only inside ssh:// or ssh-ng:// URIs).
  * Rejects an empty string, a leading '-', blanks, control characters,
@@ -98,5 +118,27 @@ int sshopts_target(struct ssh_target *t,
 
 /* The user-visible name: "user@host" or "host" (caller frees). */
 char *ssh_target_name(const struct ssh_target *t);
+
+/* HostName with OpenSSH's tokens expanded: %h (the host as given) and %%
+ * (caller frees).  An unknown token is kept as is. */
+char *sshopts_expand_hostname(const char *hostname, const char *host);
+
+/* One hop of a ProxyJump list. */
+struct ssh_hop {
+    char *raw;  /* the hop as written */
+    char *user; /* NULL when not given */
+    char *host; /* IPv6 un-bracketed */
+    int port;   /* 0 when not given */
+};
+
+/* Split a ProxyJump value: comma-separated [user@]host[:port] (also
+ * [v6]:port and ssh://[user@]host[:port]), in the order the connections
+ * are made.  On success *hops (free with ssh_hops_free) has *n >= 1
+ * entries.  Returns 0 or CR_EUSAGE with *err. */
+int sshopts_parse_jump(const char *spec,
+                       struct ssh_hop **hops,
+                       size_t *n,
+                       char **err);
+void ssh_hops_free(struct ssh_hop *hops, size_t n);
 
 #endif

@@ -277,6 +277,11 @@ static const struct opts_row opts_rows[] = {
     {"-F /tmp/cfg -J jump:22", "box", NULL,
         {"config=/tmp/cfg", "proxy_jump=jump:22"}, "", NULL},
     {"-o ProxyJump=a,b", "box", NULL, {"proxy_jump=a,b"}, "", NULL},
+    /* ProxyJump and ProxyCommand: the first one given wins. */
+    {"-J j -o ProxyCommand=nc", "box", NULL, {"proxy_jump=j"}, "", NULL},
+    {"-o ProxyCommand=nc -J j", "box", NULL, {"proxy_command=nc"}, "", NULL},
+    {"-o PubkeyAcceptedAlgorithms=ssh-ed25519", "box", NULL,
+        {"host=box"}, "", NULL},
     {"-o 'ProxyCommand=nc %h %p'", "box", NULL,
         {"proxy_command=nc %h %p"}, "", NULL},
     {"-o 'ProxyCommand ssh -W %h:%p j'", "box", NULL,
@@ -440,6 +445,150 @@ test_defaults_and_name(void **state)
     strvec_clear(&notes);
 }
 
+/* ---- ProxyJump lists ---- */
+
+struct jump_row {
+    const char *in;
+    const char *err;
+    const char *hops; /* "user|host|port;..." */
+};
+
+/* clang-format off */
+static const struct jump_row jump_rows[] = {
+    {"j", NULL, "-|j|0"},
+    {"u@j", NULL, "u|j|0"},
+    {"u@j:2222", NULL, "u|j|2222"},
+    {"a@j1:22,j2,b@j3:2200", NULL, "a|j1|22;-|j2|0;b|j3|2200"},
+    {"[2001:db8::1]:2222", NULL, "-|2001:db8::1|2222"},
+    {"u@[::1]", NULL, "u|::1|0"},
+    {"2001:db8::1", NULL, "-|2001:db8::1|0"},
+    {"[10.0.0.1]:22", NULL, "-|10.0.0.1|22"},
+    {"ssh://u@j:23", NULL, "u|j|23"},
+    {"", "empty host name", NULL},
+    {"a,,b", "empty host name", NULL},
+    {"a,", "empty host name", NULL},
+    {"u@", "empty host name", NULL},
+    {"@j", "empty user name", NULL},
+    {"j:0", "invalid port", NULL},
+    {"j:65536", "invalid port", NULL},
+    {"j:x", "invalid port", NULL},
+    {"-oProxyCommand=x", "must not start with '-'", NULL},
+    {"-u@j", "must not start with '-'", NULL},
+    {"j;x", "unsupported character", NULL},
+    {"u$(x)@j", "user name", NULL},
+    {"[::1", "missing ']'", NULL},
+    {"[zz::1]", "invalid IPv6", NULL},
+    {"[a;b]:22", "unsupported character", NULL},
+    {"[::1]x", "unexpected characters", NULL},
+    {"a b", "blank", NULL},
+    {"a\tb", "blank", NULL},
+};
+/* clang-format on */
+
+static void
+test_jump_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(jump_rows); i++) {
+        const struct jump_row *r = &jump_rows[i];
+        struct ssh_hop *hops = NULL;
+        size_t n = 0;
+        char *err = NULL;
+        int rc = sshopts_parse_jump(r->in, &hops, &n, &err);
+
+        if (r->err != NULL) {
+            if (rc != CR_EUSAGE || err == NULL || strstr(err, r->err) == NULL) {
+                fail_msg("jump '%s': expected error '%s', got %d '%s'",
+                         r->in,
+                         r->err,
+                         rc,
+                         err ? err : "(none)");
+            }
+            assert_null(strchr(err, '\n'));
+            assert_null(hops);
+        } else {
+            struct strbuf sb = STRBUF_INIT;
+
+            if (rc != 0) {
+                fail_msg("jump '%s': unexpected error '%s'", r->in, err);
+            }
+            for (size_t k = 0; k < n; k++) {
+                strbuf_addf(&sb,
+                            "%s%s|%s|%d",
+                            k > 0 ? ";" : "",
+                            hops[k].user ? hops[k].user : "-",
+                            hops[k].host,
+                            hops[k].port);
+            }
+            if (strcmp(sb.buf, r->hops) != 0) {
+                fail_msg("jump '%s': got '%s', expected '%s'",
+                         r->in,
+                         sb.buf,
+                         r->hops);
+            }
+            strbuf_release(&sb);
+        }
+        ssh_hops_free(hops, n);
+        free(err);
+    }
+}
+
+static void
+test_expand_and_copy(void **state)
+{
+    struct ssh_target t, c;
+    struct strvec warn = STRVEC_INIT, notes = STRVEC_INIT;
+    char *err = NULL;
+    char *x = NULL;
+
+    (void)state;
+    x = sshopts_expand_hostname("%h.example.org", "box");
+    assert_string_equal(x, "box.example.org");
+    free(x);
+    x = sshopts_expand_hostname("a%%b%h%x%", "h");
+    assert_string_equal(x, "a%bh%x%");
+    free(x);
+
+    ssh_target_init(&t);
+    assert_int_equal(sshopts_target(&t,
+                                    "u@box",
+                                    "-i /a -i /b -J j -o Ciphers=c "
+                                    "-o StrictHostKeyChecking=accept-new "
+                                    "-o PubkeyAcceptedAlgorithms=k",
+                                    &warn,
+                                    &notes,
+                                    &err),
+                     0);
+    ssh_target_copy(&c, &t);
+    ssh_target_release(&t);
+    assert_string_equal(c.host, "box");
+    assert_string_equal(c.user, "u");
+    assert_string_equal(c.proxy_jump, "j");
+    assert_string_equal(c.ciphers, "c");
+    assert_string_equal(c.pubkey_algorithms, "k");
+    assert_int_equal(c.strict, CR_SSH_STRICT_ACCEPT_NEW);
+    assert_int_equal(c.identities.n, 2);
+    assert_string_equal(c.identities.v[1], "/b");
+    ssh_target_release(&c);
+
+    /* sshopts_apply_option: from a config file, unknown keys are notes. */
+    ssh_target_init(&t);
+    assert_int_equal(
+        sshopts_apply_option(&t, "Frob", "1", 1, &warn, &notes, &err), 0);
+    assert_int_equal(warn.n, 0);
+    assert_int_equal(
+        sshopts_apply_option(&t, "Frob", "1", 0, &warn, &notes, &err), 0);
+    assert_int_equal(warn.n, 1);
+    assert_int_equal(
+        sshopts_apply_option(&t, "port", "x", 1, &warn, &notes, &err),
+        CR_EUSAGE);
+    assert_non_null(strstr(err, "Port"));
+    free(err);
+    ssh_target_release(&t);
+    strvec_clear(&warn);
+    strvec_clear(&notes);
+}
+
 int
 main(void)
 {
@@ -448,6 +597,8 @@ main(void)
         cmocka_unit_test(test_split_table),
         cmocka_unit_test(test_opts_table),
         cmocka_unit_test(test_defaults_and_name),
+        cmocka_unit_test(test_jump_table),
+        cmocka_unit_test(test_expand_and_copy),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

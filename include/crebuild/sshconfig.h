@@ -1,0 +1,79 @@
+/* sshconfig.h: OpenSSH client configuration files (ssh_config(5)) read into
+ * a struct ssh_target, for the keywords crebuild uses (the ones sshopts.h
+ * knows).  libssh 0.10's own reader is not used: it knows only yes/no for
+ * StrictHostKeyChecking (accept-new, ask and off are dropped silently) and
+ * turns ProxyJump into a ProxyCommand running `ssh -W`.
+ *
+ * As with ssh: a value already in the target (NIX_SSHOPTS) wins, then the
+ * first value obtained from the files (IdentityFile accumulates).
+ * Supported: `Key value` and `Key=value`, case-insensitive keywords, quoted
+ * arguments ("..." and '...', backslash escapes as OpenSSH's argv_split),
+ * comments (a line, or a word, starting with #), `Host` with several
+ * patterns (`*`, `?`, `!negation`), `Match all`, `Match [!]host LIST`,
+ * `Match [!]originalhost LIST` (other Match criteria skip the block, with a
+ * note), `Include` (several arguments, ~ and globs, relative to ~/.ssh for
+ * user files and /etc/ssh for the global one; nested up to 16 deep; an
+ * Include in a block that does not apply is not read).  Unknown keywords
+ * are notes, not errors.  An invalid value on a line that applies is an
+ * error naming the file and line. */
+#ifndef CREBUILD_SSHCONFIG_H
+#define CREBUILD_SSHCONFIG_H
+
+#include <stddef.h>
+
+#include "crebuild/sshopts.h"
+#include "crebuild/strvec.h"
+
+#define SSHCONFIG_MAX_DEPTH 16
+
+struct sshconfig;
+
+/* Read the files an Include names: path is absolute (or as written when
+ * no home/dir applies) and may be a glob.  Call sshconfig_parse for each
+ * file with depth.  0, or CR_EUSAGE with *err. */
+typedef int (*sshconfig_include_fn)(struct sshconfig *cfg,
+                                    const char *path,
+                                    int depth,
+                                    char **err);
+
+struct sshconfig {
+    struct ssh_target *t; /* values fill what is unset */
+    const char *host;     /* the host as given: Host, Match originalhost */
+    const char *home;     /* ~ in Include; NULL: ~ is not expanded */
+    const char *dir;      /* base of relative Include paths; NULL: as is */
+    sshconfig_include_fn include; /* NULL: Include is skipped (a note) */
+    struct strvec *warnings;
+    struct strvec *notes;
+    void *userdata;
+};
+
+/* Parse one file's text (len bytes; NUL bytes end a line) named origin in
+ * messages, at Include depth (0 for a top-level file).  Pure but for the
+ * include callback.  Returns 0, or CR_EUSAGE with a one-line *err. */
+int sshconfig_parse(struct sshconfig *cfg,
+                    const char *text,
+                    size_t len,
+                    const char *origin,
+                    int depth,
+                    char **err);
+
+/* The include callback for real files (glob, read, parse). */
+int sshconfig_include_files(struct sshconfig *cfg,
+                            const char *path,
+                            int depth,
+                            char **err);
+
+/* Read the configuration for t->host into t, as ssh does: t->config
+ * ("-F FILE": that file only, which must be readable; "none": nothing),
+ * otherwise ~/.ssh/config (home from the password database, else $HOME)
+ * then /etc/ssh/ssh_config.  Afterwards %h and %% in HostName are
+ * expanded.  Returns 0, or CR_EUSAGE with *err. */
+int sshconfig_load(struct ssh_target *t,
+                   struct strvec *warnings,
+                   struct strvec *notes,
+                   char **err);
+
+/* Does host match the pattern (`*`, `?`, case-insensitive)? */
+int sshconfig_match_pattern(const char *host, const char *pattern);
+
+#endif

@@ -1,0 +1,545 @@
+/* sshconfig.c: ssh_config(5) files into struct ssh_target. */
+#include "crebuild/sshconfig.h"
+#include "crebuild/strbuf.h"
+#include "crebuild/util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <glob.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define FILE_MAX (4 * 1024 * 1024) /* bytes read from one file */
+
+/* ---- patterns ---- */
+
+int
+sshconfig_match_pattern(const char *s, const char *p)
+{
+    /* Iterative wildcard match (no exponential backtracking). */
+    const char *star = NULL;
+    const char *resume = NULL;
+
+    while (*s != '\0') {
+        if (*p == '*') {
+            star = p++;
+            resume = s;
+        } else if (*p != '\0' &&
+                   (*p == '?' ||
+                    tolower((unsigned char)*p) == tolower((unsigned char)*s))) {
+            p++;
+            s++;
+        } else if (star != NULL) {
+            p = star + 1;
+            s = ++resume;
+        } else {
+            return 0;
+        }
+    }
+    while (*p == '*') {
+        p++;
+    }
+    return *p == '\0';
+}
+
+/* A comma-separated list with !negations (Match host): 1 if a positive
+ * pattern matches and no negated one does. */
+static int
+match_list(const char *host, const char *list)
+{
+    char *copy = xstrdup(list);
+    char *save = NULL;
+    int hit = 0;
+
+    for (char *p = strtok_r(copy, ",", &save); p != NULL;
+         p = strtok_r(NULL, ",", &save)) {
+        int neg = *p == '!';
+
+        if (sshconfig_match_pattern(host, p + neg)) {
+            if (neg) {
+                hit = 0;
+                break;
+            }
+            hit = 1;
+        }
+    }
+    free(copy);
+    return hit;
+}
+
+/* ---- words ---- */
+
+/* OpenSSH's argv_split: blanks separate words; "..." and '...' quote;
+ * a backslash escapes a quote, a backslash or (outside quotes) a blank;
+ * a word starting with # ends the line.  0 or -1 (open quote). */
+static int
+split_words(const char *s, struct strvec *out)
+{
+    struct strbuf w = STRBUF_INIT;
+    int rc = 0;
+
+    for (;;) {
+        char quote = 0;
+
+        while (*s == ' ' || *s == '\t') {
+            s++;
+        }
+        if (*s == '\0' || *s == '#') {
+            break;
+        }
+        strbuf_reset(&w);
+        for (; *s != '\0'; s++) {
+            if (*s == '\\' && (s[1] == '\'' || s[1] == '"' || s[1] == '\\' ||
+                               (quote == 0 && s[1] == ' '))) {
+                s++;
+                strbuf_addch(&w, *s);
+            } else if (quote == 0 && (*s == ' ' || *s == '\t')) {
+                break;
+            } else if (quote == 0 && (*s == '"' || *s == '\'')) {
+                quote = *s;
+            } else if (quote != 0 && *s == quote) {
+                quote = 0;
+            } else {
+                strbuf_addch(&w, *s);
+            }
+        }
+        if (quote != 0) {
+            rc = -1;
+            break;
+        }
+        strvec_push(out, w.buf != NULL ? w.buf : "");
+    }
+    strbuf_release(&w);
+    return rc;
+}
+
+/* ---- one file ---- */
+
+struct parse {
+    struct sshconfig *cfg;
+    const char *origin;
+    size_t line;
+    int depth;
+    int active;
+};
+
+static int perr(struct parse *ps, char **err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+perr(struct parse *ps, char **err, const char *fmt, ...)
+{
+    va_list ap;
+    char *m = NULL;
+
+    va_start(ap, fmt);
+    m = xvasprintf(fmt, ap);
+    va_end(ap);
+    *err = xasprintf("%s line %zu: %s", ps->origin, ps->line, m);
+    free(m);
+    return CR_EUSAGE;
+}
+
+static void pnote(struct parse *ps, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+pnote(struct parse *ps, const char *fmt, ...)
+{
+    va_list ap;
+    char *m = NULL;
+
+    va_start(ap, fmt);
+    m = xvasprintf(fmt, ap);
+    va_end(ap);
+    strvec_pushf(ps->cfg->notes, "%s line %zu: %s", ps->origin, ps->line, m);
+    free(m);
+}
+
+static int
+do_host(struct parse *ps, const struct strvec *args, char **err)
+{
+    const char *host = ps->cfg->host != NULL ? ps->cfg->host : "";
+    int hit = 0;
+
+    if (args->n == 0) {
+        return perr(ps, err, "Host needs at least one pattern");
+    }
+    for (size_t i = 0; i < args->n; i++) {
+        const char *p = args->v[i];
+        int neg = *p == '!';
+
+        if (sshconfig_match_pattern(host, p + neg)) {
+            if (neg) {
+                hit = 0;
+                break;
+            }
+            hit = 1;
+        }
+    }
+    ps->active = hit;
+    return 0;
+}
+
+static int
+do_match(struct parse *ps, const struct strvec *args, char **err)
+{
+    const struct ssh_target *t = ps->cfg->t;
+    const char *orig = ps->cfg->host != NULL ? ps->cfg->host : "";
+    char *target = NULL;
+    int result = 1;
+    int skip = 0;
+
+    if (args->n == 0) {
+        return perr(ps, err, "Match needs a criterion");
+    }
+    target = t->hostname != NULL ? sshopts_expand_hostname(t->hostname, orig)
+                                 : xstrdup(orig);
+    for (size_t i = 0; i < args->n; i++) {
+        const char *a = args->v[i];
+        int neg = *a == '!';
+
+        a += neg;
+        if (strcasecmp(a, "all") == 0) {
+            if (neg) {
+                result = 0;
+            }
+        } else if (strcasecmp(a, "host") == 0 ||
+                   strcasecmp(a, "originalhost") == 0) {
+            int r;
+
+            if (i + 1 >= args->n) {
+                free(target);
+                return perr(ps, err, "Match %s needs an argument", a);
+            }
+            r = match_list(strcasecmp(a, "host") == 0 ? target : orig,
+                           args->v[++i]);
+            if (r == neg) {
+                result = 0;
+            }
+        } else {
+            static const char *const with_arg[] = {"exec",
+                                                   "user",
+                                                   "localuser",
+                                                   "localnetwork",
+                                                   "tagged",
+                                                   "version",
+                                                   "command",
+                                                   "sessiontype"};
+            int takes = 0;
+
+            for (size_t k = 0; k < ARRAY_SIZE(with_arg); k++) {
+                if (strcasecmp(a, with_arg[k]) == 0) {
+                    takes = 1;
+                }
+            }
+            if (!skip) {
+                pnote(ps,
+                      "Match criterion '%s' not supported by crebuild: "
+                      "block skipped",
+                      a);
+            }
+            skip = 1;
+            if (takes && i + 1 < args->n) {
+                i++;
+            }
+        }
+    }
+    free(target);
+    ps->active = result && !skip;
+    return 0;
+}
+
+static char *
+include_path(const struct sshconfig *cfg, const char *p)
+{
+    if (p[0] == '~' && p[1] == '/' && cfg->home != NULL) {
+        return xasprintf("%s%s", cfg->home, p + 1);
+    }
+    if (p[0] == '~' && p[1] == '\0' && cfg->home != NULL) {
+        return xstrdup(cfg->home);
+    }
+    if (p[0] != '/' && p[0] != '~' && cfg->dir != NULL) {
+        return xasprintf("%s/%s", cfg->dir, p);
+    }
+    return xstrdup(p);
+}
+
+static int
+do_include(struct parse *ps, const struct strvec *args, char **err)
+{
+    if (args->n == 0) {
+        return perr(ps, err, "Include needs a file name");
+    }
+    if (!ps->active) {
+        return 0;
+    }
+    if (ps->depth + 1 > SSHCONFIG_MAX_DEPTH) {
+        return perr(
+            ps, err, "Include nested more than %d deep", SSHCONFIG_MAX_DEPTH);
+    }
+    if (ps->cfg->include == NULL) {
+        pnote(ps, "Include not read");
+        return 0;
+    }
+    for (size_t i = 0; i < args->n; i++) {
+        char *path = include_path(ps->cfg, args->v[i]);
+        int rc = ps->cfg->include(ps->cfg, path, ps->depth + 1, err);
+
+        free(path);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* One line (NUL-terminated, no newline). */
+static int
+parse_line(struct parse *ps, char *line, char **err)
+{
+    struct strvec args = STRVEC_INIT;
+    size_t n = strlen(line);
+    char *kw = NULL;
+    char *rest = NULL;
+    size_t klen = 0;
+    int rc = 0;
+
+    while (n > 0 && strchr(" \t\r\f\v", line[n - 1]) != NULL) {
+        line[--n] = '\0';
+    }
+    kw = line + strspn(line, " \t\r\f\v");
+    if (*kw == '\0' || *kw == '#') {
+        return 0;
+    }
+    klen = strcspn(kw, " \t\r\f\v=");
+    rest = kw + klen;
+    rest += strspn(rest, " \t\r\f\v");
+    if (*rest == '=') {
+        rest++;
+        rest += strspn(rest, " \t\r\f\v");
+    }
+    if (klen == 0) {
+        return perr(ps, err, "missing keyword before '='");
+    }
+    kw[klen] = '\0';
+    if (split_words(rest, &args) != 0) {
+        rc = perr(ps, err, "unterminated quote");
+        goto out;
+    }
+    if (strcasecmp(kw, "Host") == 0) {
+        rc = do_host(ps, &args, err);
+    } else if (strcasecmp(kw, "Match") == 0) {
+        rc = do_match(ps, &args, err);
+    } else if (strcasecmp(kw, "Include") == 0) {
+        rc = do_include(ps, &args, err);
+    } else if (ps->active) {
+        /* ProxyCommand is the rest of the line, as written (a command
+         * for /bin/sh); everything else is the first word. */
+        const char *v = strcasecmp(kw, "ProxyCommand") == 0 ? rest
+                        : args.n > 0                        ? args.v[0]
+                                                            : "";
+        char *e = NULL;
+
+        rc = sshopts_apply_option(
+            ps->cfg->t, kw, v, 1, ps->cfg->warnings, ps->cfg->notes, &e);
+        if (rc != 0) {
+            rc = perr(ps, err, "%s", e != NULL ? e : "invalid option");
+        }
+        free(e);
+    }
+out:
+    strvec_clear(&args);
+    return rc;
+}
+
+int
+sshconfig_parse(struct sshconfig *cfg,
+                const char *text,
+                size_t len,
+                const char *origin,
+                int depth,
+                char **err)
+{
+    struct parse ps = {
+        cfg, origin != NULL ? origin : "ssh config", 0, depth, 1};
+    size_t off = 0;
+    int rc = 0;
+
+    *err = NULL;
+    while (off < len && rc == 0) {
+        const char *nl = memchr(text + off, '\n', len - off);
+        size_t end = nl != NULL ? (size_t)(nl - text) : len;
+        char *line = xstrndup(text + off, end - off); /* stops at NUL */
+
+        ps.line++;
+        rc = parse_line(&ps, line, err);
+        free(line);
+        off = end + 1;
+    }
+    return rc;
+}
+
+/* ---- files ---- */
+
+/* The whole file into *out (NUL-terminated).  0, or -1 with errno. */
+static int
+read_file(const char *path, char **out, size_t *len)
+{
+    struct strbuf sb = STRBUF_INIT;
+    FILE *f = fopen(path, "re");
+    char buf[8192];
+    size_t n;
+
+    *out = NULL;
+    *len = 0;
+    if (f == NULL) {
+        return -1;
+    }
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+        if (sb.len + n > FILE_MAX) {
+            fclose(f);
+            strbuf_release(&sb);
+            errno = EFBIG;
+            return -1;
+        }
+        strbuf_add(&sb, buf, n);
+    }
+    if (ferror(f)) {
+        int e = errno;
+
+        fclose(f);
+        strbuf_release(&sb);
+        errno = e != 0 ? e : EIO;
+        return -1;
+    }
+    fclose(f);
+    *len = sb.len;
+    *out = strbuf_detach(&sb);
+    return 0;
+}
+
+static int
+parse_file(struct sshconfig *cfg, const char *path, int depth, char **err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (read_file(path, &text, &len) != 0) {
+        if (errno == ENOENT) {
+            return 0;
+        }
+        strvec_pushf(cfg->warnings,
+                     "cannot read ssh config file '%s': %s",
+                     path,
+                     strerror(errno));
+        return 0;
+    }
+    rc = sshconfig_parse(cfg, text, len, path, depth, err);
+    free(text);
+    return rc;
+}
+
+int
+sshconfig_include_files(struct sshconfig *cfg,
+                        const char *path,
+                        int depth,
+                        char **err)
+{
+    glob_t g;
+    int rc = 0;
+
+    *err = NULL;
+    memset(&g, 0, sizeof(g));
+    if (glob(path, 0, NULL, &g) != 0) {
+        /* No match: nothing to include, as with ssh. */
+        globfree(&g);
+        return 0;
+    }
+    for (size_t i = 0; i < g.gl_pathc && rc == 0; i++) {
+        rc = parse_file(cfg, g.gl_pathv[i], depth, err);
+    }
+    globfree(&g);
+    return rc;
+}
+
+static char *
+home_dir(void)
+{
+    struct passwd *pw = getpwuid(getuid());
+    const char *h = pw != NULL && pw->pw_dir != NULL && *pw->pw_dir != '\0'
+                        ? pw->pw_dir
+                        : getenv("HOME");
+
+    return h != NULL ? xstrdup(h) : NULL;
+}
+
+int
+sshconfig_load(struct ssh_target *t,
+               struct strvec *warnings,
+               struct strvec *notes,
+               char **err)
+{
+    struct sshconfig cfg;
+    char *home = home_dir();
+    char *user_dir = home != NULL ? xasprintf("%s/.ssh", home) : NULL;
+    char *path = NULL;
+    int rc = 0;
+
+    *err = NULL;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.t = t;
+    cfg.host = t->host;
+    cfg.home = home;
+    cfg.dir = user_dir;
+    cfg.include = sshconfig_include_files;
+    cfg.warnings = warnings;
+    cfg.notes = notes;
+    if (t->config != NULL && strcasecmp(t->config, "none") == 0) {
+        goto out;
+    }
+    if (t->config != NULL) {
+        char *text = NULL;
+        size_t len = 0;
+
+        /* Relative to the current directory, as with ssh -F. */
+        path = t->config[0] == '~' ? include_path(&cfg, t->config)
+                                   : xstrdup(t->config);
+        if (path[0] == '~' || read_file(path, &text, &len) != 0) {
+            *err = xasprintf("cannot read ssh config file '%s': %s",
+                             path,
+                             path[0] == '~' ? "no home directory"
+                                            : strerror(errno));
+            rc = CR_EUSAGE;
+            goto out;
+        }
+        rc = sshconfig_parse(&cfg, text, len, path, 0, err);
+        free(text);
+        goto out;
+    }
+    if (user_dir != NULL) {
+        path = xasprintf("%s/config", user_dir);
+        rc = parse_file(&cfg, path, 0, err);
+    }
+    if (rc == 0) {
+        cfg.dir = "/etc/ssh";
+        rc = parse_file(&cfg, "/etc/ssh/ssh_config", 0, err);
+    }
+out:
+    if (rc == 0 && t->hostname != NULL && strchr(t->hostname, '%') != NULL) {
+        char *h = sshopts_expand_hostname(t->hostname, t->host);
+
+        free(t->hostname);
+        t->hostname = h;
+    }
+    free(path);
+    free(user_dir);
+    free(home);
+    return rc;
+}

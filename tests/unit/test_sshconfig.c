@@ -1,0 +1,515 @@
+/* test_sshconfig.c: the ssh_config reader, fed text (Include through an
+ * in-memory table, and once through real files).  Table-driven: each row
+ * is a host, NIX_SSHOPTS, a config text and either the expected error
+ * substring or expected "key=value" fields. */
+#include "testutil.h"
+
+#include "crebuild/sshconfig.h"
+#include "crebuild/sshopts.h"
+#include "crebuild/strbuf.h"
+#include "crebuild/strvec.h"
+#include "crebuild/util.h"
+
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_EXPECT 8
+
+static char *
+dump(const struct ssh_target *t)
+{
+    struct strbuf sb = STRBUF_INIT;
+
+    strbuf_addf(&sb, "host=%s\n", t->host ? t->host : "-");
+    strbuf_addf(&sb, "user=%s\n", t->user ? t->user : "-");
+    strbuf_addf(&sb, "port=%d\n", t->port);
+    strbuf_addf(&sb, "hostname=%s\n", t->hostname ? t->hostname : "-");
+    strbuf_addf(&sb, "strict=%d\n", (int)t->strict);
+    strbuf_addf(&sb, "jump=%s\n", t->proxy_jump ? t->proxy_jump : "-");
+    strbuf_addf(&sb, "cmd=%s\n", t->proxy_command ? t->proxy_command : "-");
+    strbuf_addf(&sb, "kh=%s\n", t->known_hosts ? t->known_hosts : "-");
+    strbuf_addf(&sb, "timeout=%d\n", t->connect_timeout);
+    strbuf_addf(&sb, "batch=%d\n", t->batch_mode);
+    for (size_t i = 0; i < t->identities.n; i++) {
+        strbuf_addf(&sb, "id=%s\n", t->identities.v[i]);
+    }
+    strbuf_addf(&sb, "ids=%zu\n", t->identities.n);
+    return strbuf_detach(&sb);
+}
+
+static void
+expect_lines(const char *what, const char *got, const char *const *want)
+{
+    for (size_t i = 0; i < MAX_EXPECT && want[i] != NULL; i++) {
+        char *line = xasprintf("%s\n", want[i]);
+        const char *p = got;
+        int found = 0;
+
+        while ((p = strstr(p, line)) != NULL) {
+            if (p == got || p[-1] == '\n') {
+                found = 1;
+                break;
+            }
+            p++;
+        }
+        if (!found) {
+            fail_msg("%s: expected line '%s' in:\n%s", what, want[i], got);
+        }
+        free(line);
+    }
+}
+
+/* Include by name from a small in-memory table. */
+static const struct {
+    const char *name;
+    const char *text;
+} files[] = {
+    {"/home/u/.ssh/inc1", "Host box\n  User fromInclude\n"},
+    {"/home/u/.ssh/conf.d/a", "Port 2001\n"},
+    {"/etc/abs", "ConnectTimeout 7\n"},
+    {"/home/u/.ssh/loop", "Include loop\n"},
+    {"/home/u/.ssh/top", "User topuser\nHost other\nUser never\n"},
+};
+
+static int
+mem_include(struct sshconfig *cfg, const char *path, int depth, char **err)
+{
+    int *calls = cfg->userdata;
+
+    (*calls)++;
+    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+        if (strcmp(files[i].name, path) == 0) {
+            return sshconfig_parse(
+                cfg, files[i].text, strlen(files[i].text), path, depth, err);
+        }
+    }
+    return 0;
+}
+
+struct row {
+    const char *host;
+    const char *opts; /* NIX_SSHOPTS or NULL */
+    const char *text;
+    const char *err; /* substring; NULL = success */
+    const char *expect[MAX_EXPECT];
+    const char *note; /* substring of the notes; NULL = don't care */
+};
+
+/* clang-format off */
+static const struct row rows[] = {
+    /* Basics: Key value, Key=value, case, comments, blank lines. */
+    {"box", NULL, "Port 2222\nuser=alice\n  HOSTNAME = 10.0.0.1\n", NULL,
+        {"port=2222", "user=alice", "hostname=10.0.0.1"}, NULL},
+    {"box", NULL, "# comment\n\n   # indented comment\nPort 22 # trailing\n",
+        NULL, {"port=22"}, NULL},
+    {"box", NULL, "Port\t=\t2200\r\n", NULL, {"port=2200"}, NULL},
+    /* First value wins, within the file and over later blocks. */
+    {"box", NULL, "Port 1\nPort 2\n", NULL, {"port=1"}, NULL},
+    {"box", NULL, "Host box\n Port 3\nHost *\n Port 4\n User all\n", NULL,
+        {"port=3", "user=all"}, NULL},
+    /* The command line wins over the file. */
+    {"box", "-p 99 -o StrictHostKeyChecking=yes",
+        "Port 1\nStrictHostKeyChecking accept-new\n", NULL,
+        {"port=99", "strict=2"}, NULL},
+    /* IdentityFile accumulates after the command line's. */
+    {"box", "-i /cli", "IdentityFile /a\nIdentityFile \"/b c\"\n", NULL,
+        {"id=/cli", "id=/a", "id=/b c", "ids=3"}, NULL},
+    /* StrictHostKeyChecking: every OpenSSH value. */
+    {"box", NULL, "StrictHostKeyChecking accept-new\n", NULL, {"strict=3"},
+        NULL},
+    {"box", NULL, "StrictHostKeyChecking ask\n", NULL, {"strict=1"}, NULL},
+    {"box", NULL, "StrictHostKeyChecking off\n", NULL, {"strict=4"}, NULL},
+    {"box", NULL, "StrictHostKeyChecking no\n", NULL, {"strict=4"}, NULL},
+    {"box", NULL, "stricthostkeychecking=YES\n", NULL, {"strict=2"}, NULL},
+    {"box", NULL, "StrictHostKeyChecking maybe\n",
+        "line 1: ssh option StrictHostKeyChecking: unknown value", {NULL},
+        NULL},
+    /* ...but a bad value in a block that does not apply is not read. */
+    {"box", NULL, "Host other\nStrictHostKeyChecking maybe\n", NULL,
+        {"strict=0"}, NULL},
+    /* ProxyJump and ProxyCommand: kept as written, first one wins. */
+    {"box", NULL, "ProxyJump u@j1:2222,[::1]:22\n", NULL,
+        {"jump=u@j1:2222,[::1]:22"}, NULL},
+    {"box", NULL, "ProxyCommand nc \"%h\" %p # not a comment\nProxyJump j\n",
+        NULL, {"cmd=nc \"%h\" %p # not a comment", "jump=-"}, NULL},
+    {"box", NULL, "ProxyJump j\nProxyCommand nc %h %p\n", NULL,
+        {"jump=j", "cmd=-"}, NULL},
+    {"box", "-J none", "ProxyJump j\n", NULL, {"jump=none"}, NULL},
+    {"box", "-o ProxyCommand=none", "ProxyJump j\n", NULL,
+        {"jump=-", "cmd=none"}, NULL},
+    /* Host patterns. */
+    {"web1.example.org", NULL, "Host *.example.org\nUser ex\n", NULL,
+        {"user=ex"}, NULL},
+    {"web1.example.org", NULL, "Host web?.example.org\nUser q\n", NULL,
+        {"user=q"}, NULL},
+    {"web12.example.org", NULL, "Host web?.example.org\nUser q\n", NULL,
+        {"user=-"}, NULL},
+    {"BOX", NULL, "Host box\nUser ci\n", NULL, {"user=ci"}, NULL},
+    {"box", NULL, "Host a b box c\nUser multi\n", NULL, {"user=multi"}, NULL},
+    {"box", NULL, "Host * !box\nUser neg\n", NULL, {"user=-"}, NULL},
+    {"other", NULL, "Host * !box\nUser neg\n", NULL, {"user=neg"}, NULL},
+    {"box", NULL, "Host !box\nUser onlyneg\n", NULL, {"user=-"}, NULL},
+    {"box", NULL, "Host \"box\"\nUser quoted\n", NULL, {"user=quoted"}, NULL},
+    {"box", NULL, "Host=box\nUser eq\n", NULL, {"user=eq"}, NULL},
+    {"box", NULL, "Host\n", "Host needs at least one pattern", {NULL}, NULL},
+    /* Lines before any Host apply to every host. */
+    {"box", NULL, "User first\nHost other\nUser second\n", NULL,
+        {"user=first"}, NULL},
+    /* Match. */
+    {"box", NULL, "Match all\nUser m\n", NULL, {"user=m"}, NULL},
+    {"box", NULL, "Match host box\nUser mh\n", NULL, {"user=mh"}, NULL},
+    {"box", NULL, "Match host a,b*,!c\nUser list\n", NULL, {"user=list"},
+        NULL},
+    {"box", NULL, "Match host *,!box\nUser neglist\n", NULL, {"user=-"},
+        NULL},
+    {"box", NULL, "Match !host box\nUser nh\n", NULL, {"user=-"}, NULL},
+    {"box", NULL, "Match !host other\nUser nh\n", NULL, {"user=nh"}, NULL},
+    /* Match host sees HostName (as ssh does); originalhost does not. */
+    {"box", NULL, "HostName 10.1.2.3\nMatch host 10.1.2.*\nUser real\n",
+        NULL, {"user=real"}, NULL},
+    {"box", NULL, "HostName 10.1.2.3\nMatch originalhost box\nUser orig\n",
+        NULL, {"user=orig"}, NULL},
+    {"box", NULL, "HostName %h.example.org\nMatch host box.example.org\n"
+        "User exp\n", NULL, {"user=exp"}, NULL},
+    {"box", NULL, "Match exec \"true\"\nUser ex\nHost *\nUser after\n", NULL,
+        {"user=after"}, "Match criterion 'exec' not supported"},
+    {"box", NULL, "Match user bob host box\nUser ex\n", NULL, {"user=-"},
+        "'user' not supported"},
+    {"box", NULL, "Match canonical all\nUser c\n", NULL, {"user=-"}, NULL},
+    {"box", NULL, "Match\n", "Match needs a criterion", {NULL}, NULL},
+    {"box", NULL, "Match host\n", "Match host needs an argument", {NULL},
+        NULL},
+    /* Include: relative to the directory, ~, several arguments, the block
+     * state is restored afterwards, not read when the block is off. */
+    {"box", NULL, "Include inc1\n", NULL, {"user=fromInclude"}, NULL},
+    {"box", NULL, "Include ~/.ssh/inc1 /etc/abs\n", NULL,
+        {"user=fromInclude", "timeout=7"}, NULL},
+    {"box", NULL, "Include conf.d/a\n", NULL, {"port=2001"}, NULL},
+    {"box", NULL, "Host box\nInclude top\nUser mine\n", NULL,
+        {"user=topuser"}, NULL},
+    {"box", NULL, "Host box\nInclude top\nPort 5\n", NULL,
+        {"user=topuser", "port=5"}, NULL},
+    {"box", NULL, "Host other\nInclude inc1\n", NULL, {"user=-"}, NULL},
+    {"box", NULL, "Include loop\n", "Include nested more than 16 deep",
+        {NULL}, NULL},
+    {"box", NULL, "Include\n", "Include needs a file name", {NULL}, NULL},
+    /* Unknown keywords are notes; values are checked. */
+    {"box", NULL, "SendEnv LANG\nGSSAPIAuthentication yes\nFrobnicate 1\n",
+        NULL, {"user=-"}, "Frobnicate"},
+    {"box", NULL, "Port abc\n", "config line 1: ssh option Port: invalid",
+        {NULL}, NULL},
+    {"box", NULL, "\n\nBatchMode perhaps\n", "line 3:", {NULL}, NULL},
+    {"box", NULL, "BatchMode yes\nConnectTimeout 5\n", NULL,
+        {"batch=1", "timeout=5"}, NULL},
+    {"box", NULL, "Port\n", "missing value", {NULL}, NULL},
+    {"box", NULL, "=2\n", "missing keyword", {NULL}, NULL},
+    {"box", NULL, "User \"unterminated\n", "unterminated quote", {NULL},
+        NULL},
+    /* Quotes and escapes as OpenSSH's argv_split. */
+    {"box", NULL, "UserKnownHostsFile '/a b'\n", NULL, {"kh=/a"}, NULL},
+    {"box", NULL, "UserKnownHostsFile /a\\ b\n", NULL, {"kh=/a"}, NULL},
+    {"box", NULL, "User a\\\"b\n", NULL, {"user=a\"b"}, NULL},
+    /* A NUL byte ends its line. */
+    {"box", NULL, "Port 7\0garbage\nUser n\n", NULL, {"port=7", "user=n"},
+        NULL},
+};
+/* clang-format on */
+
+/* Text lengths: rows with an embedded NUL need the real size. */
+static size_t
+row_len(const struct row *r)
+{
+    if (strstr(r->text, "Port 7") == r->text) {
+        return sizeof("Port 7\0garbage\nUser n\n") - 1;
+    }
+    return strlen(r->text);
+}
+
+static void
+test_rows(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        const struct row *r = &rows[i];
+        struct ssh_target t;
+        struct strvec warn = STRVEC_INIT, notes = STRVEC_INIT;
+        struct sshconfig cfg;
+        int calls = 0;
+        char *err = NULL;
+        int rc;
+
+        ssh_target_init(&t);
+        assert_int_equal(
+            sshopts_target(&t, r->host, r->opts, &warn, &notes, &err), 0);
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.t = &t;
+        cfg.host = t.host;
+        cfg.home = "/home/u";
+        cfg.dir = "/home/u/.ssh";
+        cfg.include = mem_include;
+        cfg.warnings = &warn;
+        cfg.notes = &notes;
+        cfg.userdata = &calls;
+        rc = sshconfig_parse(&cfg, r->text, row_len(r), "config", 0, &err);
+        if (r->err != NULL) {
+            if (rc != CR_EUSAGE || err == NULL || strstr(err, r->err) == NULL) {
+                fail_msg("row %zu '%s': expected error '%s', got %d '%s'",
+                         i,
+                         r->text,
+                         r->err,
+                         rc,
+                         err ? err : "(none)");
+            }
+            assert_null(strchr(err, '\n'));
+        } else {
+            char *d = NULL;
+            char *what = xasprintf("row %zu '%s'", i, r->text);
+
+            if (rc != 0) {
+                fail_msg("%s: unexpected error '%s'", what, err);
+            }
+            d = dump(&t);
+            expect_lines(what, d, r->expect);
+            if (r->note != NULL) {
+                char *n = strvec_join(&notes, "\n");
+
+                if (strstr(n, r->note) == NULL) {
+                    fail_msg(
+                        "%s: expected note '%s' in '%s'", what, r->note, n);
+                }
+                free(n);
+            }
+            /* Config files never warn about keywords. */
+            assert_int_equal(warn.n, 0);
+            free(d);
+            free(what);
+        }
+        free(err);
+        strvec_clear(&warn);
+        strvec_clear(&notes);
+        ssh_target_release(&t);
+    }
+}
+
+static void
+test_patterns(void **state)
+{
+    (void)state;
+    assert_true(sshconfig_match_pattern("box", "box"));
+    assert_true(sshconfig_match_pattern("box", "*"));
+    assert_true(sshconfig_match_pattern("", "*"));
+    assert_false(sshconfig_match_pattern("", "?"));
+    assert_true(sshconfig_match_pattern("a.b.c", "*.c"));
+    assert_true(sshconfig_match_pattern("a.b.c", "a*c"));
+    assert_true(sshconfig_match_pattern("abc", "a?c"));
+    assert_false(sshconfig_match_pattern("abbc", "a?c"));
+    assert_true(sshconfig_match_pattern("10.0.0.1", "10.0.0.*"));
+    assert_false(sshconfig_match_pattern("10.0.0.1", "10.0.1.*"));
+    assert_true(sshconfig_match_pattern("BoX", "bOx"));
+    assert_true(sshconfig_match_pattern("aaaa", "**a*a**"));
+    assert_false(sshconfig_match_pattern("aaaa", "a*b"));
+    /* A long pathological pattern ends quickly. */
+    {
+        char s[4097];
+        char p[200];
+
+        memset(s, 'a', sizeof(s) - 1);
+        s[sizeof(s) - 1] = '\0';
+        for (size_t i = 0; i < sizeof(p) - 2; i += 2) {
+            p[i] = '*';
+            p[i + 1] = 'a';
+        }
+        p[sizeof(p) - 2] = 'b';
+        p[sizeof(p) - 1] = '\0';
+        assert_false(sshconfig_match_pattern(s, p));
+    }
+}
+
+/* Random bytes and mutated config text: no crash, errors are one line. */
+static void
+test_garbage(void **state)
+{
+    static const char *const seeds[] = {
+        "Host a*\n",
+        "Match host x,!y\n",
+        "Include inc1\n",
+        "Port 22\n",
+        "ProxyJump a,b\n",
+        "\"",
+        "'",
+        "\\",
+        "=",
+        "#",
+        "!",
+        "*",
+        "\t",
+        "\n",
+        "StrictHostKeyChecking accept-new\n",
+        "Match exec",
+        "Host !*\n",
+    };
+    unsigned int seed = 12345;
+
+    (void)state;
+    for (int round = 0; round < 3000; round++) {
+        struct strbuf text = STRBUF_INIT;
+        struct ssh_target t;
+        struct strvec warn = STRVEC_INIT, notes = STRVEC_INIT;
+        struct sshconfig cfg;
+        int calls = 0;
+        int parts = 1 + (int)(rand_r(&seed) % 12);
+        char *err = NULL;
+        int rc;
+
+        for (int k = 0; k < parts; k++) {
+            if (rand_r(&seed) % 3 == 0) {
+                char c = (char)(rand_r(&seed) % 256);
+
+                strbuf_add(&text, &c, 1);
+            } else {
+                strbuf_addstr(&text, seeds[rand_r(&seed) % ARRAY_SIZE(seeds)]);
+            }
+        }
+        ssh_target_init(&t);
+        t.host = xstrdup("a");
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.t = &t;
+        cfg.host = t.host;
+        cfg.home = "/home/u";
+        cfg.dir = "/home/u/.ssh";
+        cfg.include = mem_include;
+        cfg.warnings = &warn;
+        cfg.notes = &notes;
+        cfg.userdata = &calls;
+        rc = sshconfig_parse(
+            &cfg, text.buf ? text.buf : "", text.len, "fuzz", 0, &err);
+        assert_true(rc == 0 || rc == CR_EUSAGE);
+        if (rc != 0) {
+            assert_non_null(err);
+            assert_null(strchr(err, '\n'));
+        }
+        free(err);
+        strbuf_release(&text);
+        strvec_clear(&warn);
+        strvec_clear(&notes);
+        ssh_target_release(&t);
+    }
+}
+
+/* sshconfig_include_files and sshconfig_load with real files: globs, ~,
+ * -F relative to the current directory, a missing -F file. */
+static void
+test_files(void **state)
+{
+    char dir[] = "/tmp/test_sshconfig.XXXXXX";
+    struct ssh_target t;
+    struct strvec warn = STRVEC_INIT, notes = STRVEC_INIT;
+    char *err = NULL;
+    char *p = NULL;
+    FILE *f = NULL;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    p = xasprintf("%s/conf.d", dir);
+    assert_int_equal(mkdir(p, 0700), 0);
+    free(p);
+#define WRITE(name, text)                  \
+    do {                                   \
+        p = xasprintf("%s/%s", dir, name); \
+        f = fopen(p, "w");                 \
+        assert_non_null(f);                \
+        fputs(text, f);                    \
+        fclose(f);                         \
+        free(p);                           \
+    } while (0)
+    WRITE("conf.d/10-a.conf", "Host box\n  Port 2010\n");
+    WRITE("conf.d/20-b.conf", "Port 2020\nUser globbed\n");
+    WRITE("conf.d/ignored.txt", "User wrong\n");
+    {
+        char *text = xasprintf("Host box\n  HostName %%h.test\n  "
+                               "StrictHostKeyChecking accept-new\nInclude "
+                               "%s/conf.d/*.conf %s/missing\n",
+                               dir,
+                               dir);
+
+        WRITE("main", text);
+        free(text);
+    }
+
+    ssh_target_init(&t);
+    assert_int_equal(sshopts_target(&t, "box", NULL, &warn, &notes, &err), 0);
+    t.config = xasprintf("%s/main", dir);
+    assert_int_equal(sshconfig_load(&t, &warn, &notes, &err), 0);
+    assert_int_equal(t.port, 2010);
+    assert_string_equal(t.user, "globbed");
+    assert_string_equal(t.hostname, "box.test");
+    assert_int_equal(t.strict, CR_SSH_STRICT_ACCEPT_NEW);
+    ssh_target_release(&t);
+
+    /* -F relative to the current directory. */
+    {
+        char cwd[4096];
+
+        assert_non_null(getcwd(cwd, sizeof(cwd)));
+        assert_int_equal(chdir(dir), 0);
+        ssh_target_init(&t);
+        assert_int_equal(
+            sshopts_target(&t, "box", "-F main", &warn, &notes, &err), 0);
+        assert_int_equal(sshconfig_load(&t, &warn, &notes, &err), 0);
+        assert_int_equal(t.port, 2010);
+        ssh_target_release(&t);
+        assert_int_equal(chdir(cwd), 0);
+    }
+
+    /* -F none reads nothing; a missing -F file is an error. */
+    ssh_target_init(&t);
+    assert_int_equal(sshopts_target(&t, "box", "-F none", &warn, &notes, &err),
+                     0);
+    assert_int_equal(sshconfig_load(&t, &warn, &notes, &err), 0);
+    assert_int_equal(t.port, 0);
+    ssh_target_release(&t);
+    ssh_target_init(&t);
+    p = xasprintf("-F %s/nonexistent", dir);
+    assert_int_equal(sshopts_target(&t, "box", p, &warn, &notes, &err), 0);
+    free(p);
+    assert_int_equal(sshconfig_load(&t, &warn, &notes, &err), CR_EUSAGE);
+    assert_non_null(strstr(err, "cannot read ssh config file"));
+    free(err);
+    err = NULL;
+    ssh_target_release(&t);
+    assert_int_equal(warn.n, 0);
+    strvec_clear(&warn);
+    strvec_clear(&notes);
+
+    {
+        static const char *const names[] = {"conf.d/10-a.conf",
+                                            "conf.d/20-b.conf",
+                                            "conf.d/ignored.txt",
+                                            "main"};
+
+        for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+            p = xasprintf("%s/%s", dir, names[i]);
+            (void)unlink(p);
+            free(p);
+        }
+        p = xasprintf("%s/conf.d", dir);
+        (void)rmdir(p);
+        free(p);
+        (void)rmdir(dir);
+    }
+#undef WRITE
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rows),
+        cmocka_unit_test(test_patterns),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_files),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
