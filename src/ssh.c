@@ -2,7 +2,7 @@
  * The only file that includes libssh. */
 #include "crebuild/ssh.h"
 #include "crebuild/log.h"
-#include "crebuild/shquote.h"
+#include "crebuild/sshconfig.h"
 #include "crebuild/util.h"
 
 #include <libssh/libssh.h>
@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,10 @@
 #define ERR_TAIL_MAX 1024
 #define WRITE_CHUNK  (256 * 1024)
 #define WAIT_SLICE   1000 /* ms between interrupt/keepalive checks */
+#define BRIDGE_BUF   (64 * 1024)
+#define JUMP_MAX     8 /* hops in one chain (ProxyJump loops end here) */
+
+struct jump;
 
 struct ssh_conn {
     ssh_session s;
@@ -37,7 +42,10 @@ struct ssh_conn {
     char *name;
     char *user;
     int batch;
-    int fd; /* our own socket (-4/-6), else -1 */
+    int fd;            /* a socket we made (-4/-6, jump host), else -1 */
+    int fd_lib;        /* libssh uses fd (and may close it on errors) */
+    struct jump *jump; /* the bridge to the jump host we came through */
+    int err_from_hop;  /* err is about a jump host (already says so) */
     int alive_interval;
     time_t last_alive;
     int dead;
@@ -351,90 +359,14 @@ apply_defaults(struct ssh_conn *c, const struct ssh_target *t)
     return rc;
 }
 
+/* A ProxyJump/ProxyCommand value that is set and not "none". */
 static int
-apply_config(struct ssh_conn *c, const struct ssh_target *t)
+proxy_set(const char *v)
 {
-    char *path = NULL;
-    int no = 0;
-    int rc = 0;
-
-    if (t->config != NULL && strcasecmp(t->config, "none") == 0) {
-        return set_opt(c, SSH_OPTIONS_PROCESS_CONFIG, &no, "-F none");
-    }
-    if (t->config != NULL) {
-        path = expand_tilde(t->config);
-        if (access(path, R_OK) != 0) {
-            conn_err(c,
-                     "%s: cannot read ssh config file '%s': %s",
-                     c->name,
-                     path,
-                     strerror(errno));
-            free(path);
-            return CR_EUSAGE;
-        }
-    }
-    if (ssh_options_parse_config(c->s, path) < 0) {
-        conn_err(c,
-                 "%s: cannot parse ssh config%s%s: %s",
-                 c->name,
-                 path ? " " : "",
-                 path ? path : "",
-                 ssh_get_error(c->s));
-        rc = CR_ESSH;
-    }
-    free(path);
-    return rc;
+    return v != NULL && strcasecmp(v, "none") != 0;
 }
 
-/* ProxyJump as libssh 0.10 does it for ssh_config: a ProxyCommand running
- * `ssh -W`.  Each hop is [user@]host[:port]; the rest of the chain goes on
- * with -J. */
-static char *
-jump_command(const char *jump)
-{
-    struct strbuf sb = STRBUF_INIT;
-    const char *comma = strchr(jump, ',');
-    char *first =
-        comma ? xstrndup(jump, (size_t)(comma - jump)) : xstrdup(jump);
-    char *at = strrchr(first, '@');
-    char *host = at ? at + 1 : first;
-    char *port = NULL;
-
-    if (*host == '[') {
-        char *rb = strchr(host, ']');
-
-        if (rb != NULL) {
-            *rb = '\0';
-            port = rb[1] == ':' ? rb + 2 : NULL;
-            host++;
-        }
-    } else {
-        port = strchr(host, ':');
-        if (port != NULL) {
-            *port++ = '\0';
-        }
-    }
-    strbuf_addstr(&sb, "ssh");
-    if (at != NULL) {
-        *at = '\0';
-        strbuf_addstr(&sb, " -l ");
-        shquote_word(&sb, first);
-    }
-    if (port != NULL) {
-        strbuf_addstr(&sb, " -p ");
-        shquote_word(&sb, port);
-    }
-    if (comma != NULL) {
-        strbuf_addstr(&sb, " -J ");
-        shquote_word(&sb, comma + 1);
-    }
-    strbuf_addstr(&sb, " -W '[%h]:%p' ");
-    shquote_word(&sb, host);
-    free(first);
-    return strbuf_detach(&sb);
-}
-
-/* Options after ~/.ssh/config: the command line wins, as with ssh. */
+/* The target after NIX_SSHOPTS and ssh_config (see sshconfig_load). */
 static int
 apply_target(struct ssh_conn *c, const struct ssh_target *t)
 {
@@ -478,19 +410,11 @@ apply_target(struct ssh_conn *c, const struct ssh_target *t)
 
         rc = set_opt(c, SSH_OPTIONS_TIMEOUT, &v, "ConnectTimeout");
     }
-    if (rc == 0 && t->proxy_command != NULL) {
+    /* The user's own ProxyCommand runs as given; ProxyJump is native
+     * (open_jump). */
+    if (rc == 0 && proxy_set(t->proxy_command)) {
         rc = set_opt(
             c, SSH_OPTIONS_PROXYCOMMAND, t->proxy_command, "ProxyCommand");
-    } else if (rc == 0 && t->proxy_jump != NULL) {
-        if (strcasecmp(t->proxy_jump, "none") == 0) {
-            rc = set_opt(c, SSH_OPTIONS_PROXYCOMMAND, "none", "ProxyJump");
-        } else {
-            char *cmd = jump_command(t->proxy_jump);
-
-            log_debug("%s: ProxyJump through: %s", c->name, cmd);
-            rc = set_opt(c, SSH_OPTIONS_PROXYCOMMAND, cmd, "ProxyJump");
-            free(cmd);
-        }
     }
     if (rc == 0 && t->compression >= 0) {
         rc = set_opt(c,
@@ -519,6 +443,12 @@ apply_target(struct ssh_conn *c, const struct ssh_target *t)
     if (rc == 0 && t->kex_algorithms != NULL) {
         rc = set_opt(
             c, SSH_OPTIONS_KEY_EXCHANGE, t->kex_algorithms, "KexAlgorithms");
+    }
+    if (rc == 0 && t->pubkey_algorithms != NULL) {
+        rc = set_opt(c,
+                     SSH_OPTIONS_PUBLICKEY_ACCEPTED_TYPES,
+                     t->pubkey_algorithms,
+                     "PubkeyAcceptedAlgorithms");
     }
     if (rc == 0 && t->pubkey_auth >= 0) {
         rc = set_opt(c,
@@ -807,9 +737,355 @@ fail:
     return ssh_is_connected(c->s) ? CR_EAUTH : CR_ESSH;
 }
 
+/* ---- jump hosts (ProxyJump) ---- */
+
+/* A bridge: the jump host's session and a direct-tcpip channel on it, and
+ * our end of the socket pair whose other end is the next session's
+ * socket.  After jump_start only the bridge thread touches conn and ch. */
+struct jump {
+    struct ssh_conn *conn;
+    ssh_channel ch;
+    int fd;
+    pthread_t thread;
+    char up[BRIDGE_BUF]; /* fd -> channel */
+    size_t up_off, up_len;
+    char down[BRIDGE_BUF]; /* channel -> fd */
+    size_t down_off, down_len;
+    short events; /* what fd is registered for in conn->ev (0: not) */
+};
+
+static int
+bridge_fd_cb(socket_t fd, int revents, void *userdata)
+{
+    (void)fd;
+    (void)revents;
+    (void)userdata;
+    return 0;
+}
+
+/* Bytes from the socket pair into the channel, within its window.  1 on
+ * progress, 0 if none, -1 when the bridge is done (the next session is
+ * gone, or the jump session failed). */
+static int
+bridge_up(struct jump *j, int *fd_eof)
+{
+    int progress = 0;
+
+    if (j->up_len == 0 && !*fd_eof) {
+        ssize_t r = recv(j->fd, j->up, sizeof(j->up), MSG_DONTWAIT);
+
+        if (r > 0) {
+            j->up_off = 0;
+            j->up_len = (size_t)r;
+            progress = 1;
+        } else if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK &&
+                              errno != EINTR)) {
+            *fd_eof = 1;
+        }
+    }
+    if (j->up_len > 0) {
+        uint32_t win = ssh_channel_window_size(j->ch);
+        size_t n = j->up_len < win ? j->up_len : win;
+
+        if (n > 0) {
+            int w = ssh_channel_write(j->ch, j->up + j->up_off, (uint32_t)n);
+
+            if (w < 0) {
+                return -1;
+            }
+            j->up_off += (size_t)w;
+            j->up_len -= (size_t)w;
+            progress = 1;
+        }
+    }
+    /* The next session closed its socket: nothing more will come. */
+    if (*fd_eof && j->up_len == 0) {
+        return -1;
+    }
+    return progress;
+}
+
+/* Bytes from the channel into the socket pair.  1/0/-1 as bridge_up. */
+static int
+bridge_down(struct jump *j)
+{
+    int progress = 0;
+    int eof = 0;
+
+    if (j->down_len == 0) {
+        int r = ssh_channel_read_nonblocking(
+            j->ch, j->down, (uint32_t)sizeof(j->down), 0);
+
+        if (r > 0) {
+            j->down_off = 0;
+            j->down_len = (size_t)r;
+            progress = 1;
+        } else if (r != 0 || ssh_channel_is_eof(j->ch) ||
+                   ssh_channel_is_closed(j->ch)) {
+            eof = 1; /* SSH_EOF, an error, or the target closed */
+        }
+    }
+    if (j->down_len > 0) {
+        ssize_t w = send(j->fd,
+                         j->down + j->down_off,
+                         j->down_len,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+
+        if (w > 0) {
+            j->down_off += (size_t)w;
+            j->down_len -= (size_t)w;
+            progress = 1;
+        } else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+                   errno != EINTR) {
+            return -1;
+        }
+    }
+    return eof && j->down_len == 0 ? -1 : progress;
+}
+
+static void
+bridge_watch(struct jump *j, short want)
+{
+    if (want == j->events) {
+        return;
+    }
+    if (j->events != 0) {
+        (void)ssh_event_remove_fd(j->conn->ev, j->fd);
+    }
+    j->events = 0;
+    if (want != 0 &&
+        ssh_event_add_fd(j->conn->ev, j->fd, want, bridge_fd_cb, j) == SSH_OK) {
+        j->events = want;
+    }
+}
+
+/* The bridge thread: copy until either side ends, then close the channel
+ * and free the jump session (which joins the bridges before it). */
+static void *
+bridge_main(void *arg)
+{
+    struct jump *j = arg;
+    struct ssh_conn *c = j->conn;
+    int fd_eof = 0;
+
+    for (;;) {
+        int up = bridge_up(j, &fd_eof);
+        int down = up < 0 ? -1 : bridge_down(j);
+        short want = 0;
+
+        if (up < 0 || down < 0 || !ssh_is_connected(c->s)) {
+            break;
+        }
+        if (j->up_len == 0 && !fd_eof) {
+            want |= POLLIN;
+        }
+        if (j->down_len > 0) {
+            want |= POLLOUT;
+        }
+        bridge_watch(j, want);
+        if (c->alive_interval > 0 &&
+            now_s() - c->last_alive >= c->alive_interval) {
+            (void)ssh_send_ignore(c->s, "");
+            c->last_alive = now_s();
+        }
+        (void)ssh_event_dopoll(c->ev, up > 0 || down > 0 ? 0 : WAIT_SLICE);
+    }
+    bridge_watch(j, 0);
+    /* The next session sees the end (it may still be reading). */
+    (void)shutdown(j->fd, SHUT_RDWR);
+    if (ssh_is_connected(c->s) && ssh_channel_is_open(j->ch)) {
+        (void)ssh_channel_send_eof(j->ch);
+        (void)ssh_channel_close(j->ch);
+    }
+    ssh_channel_free(j->ch);
+    j->ch = NULL;
+    ssh_conn_free(c);
+    j->conn = NULL;
+    return NULL;
+}
+
+/* Hand conn and ch to a new bridge thread (signals blocked there: they
+ * are the main thread's).  0 or -1. */
+static int
+jump_start(struct jump *j)
+{
+    sigset_t all, old;
+    int rc;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&j->thread, NULL, bridge_main, j);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc == 0 ? 0 : -1;
+}
+
+/* After the next session's socket is closed: wait for the bridge. */
+static void
+jump_free(struct jump *j)
+{
+    if (j == NULL) {
+        return;
+    }
+    pthread_join(j->thread, NULL);
+    close(j->fd);
+    free(j);
+}
+
+/* The target for one hop: user and port from the ProxyJump entry, the
+ * rest of the chain as its own ProxyJump, and every option of the command
+ * line that is not about one host; ssh_config for the hop's name fills in
+ * the rest when the hop is opened. */
+static void
+hop_target(struct ssh_target *h,
+           const struct ssh_target *cli,
+           const struct ssh_hop *hop,
+           const char *rest)
+{
+    ssh_target_copy(h, cli);
+    free(h->raw);
+    h->raw = xstrdup(hop->raw);
+    free(h->host);
+    h->host = xstrdup(hop->host);
+    free(h->user);
+    h->user = hop->user != NULL ? xstrdup(hop->user) : NULL;
+    h->port = hop->port;
+    free(h->hostname);
+    h->hostname = NULL;
+    free(h->proxy_command);
+    h->proxy_command = NULL;
+    free(h->proxy_jump);
+    h->proxy_jump = rest != NULL ? xstrdup(rest) : NULL;
+    h->scheme = CR_SSH_SCHEME_NONE;
+}
+
+/* "Channel opening failure: channel 43 error (2) Connection refused" ->
+ * "Connection refused". */
+static const char *
+open_fail_reason(const char *e)
+{
+    const char *p = strstr(e, "error (");
+
+    if (p != NULL && (p = strchr(p, ')')) != NULL && p[1] == ' ') {
+        return p + 2;
+    }
+    return e;
+}
+
+static int conn_open(const struct ssh_target *cli,
+                     int batch,
+                     int depth,
+                     const char *for_name,
+                     struct ssh_conn **out,
+                     char **err);
+
+/* Connect the last hop of t->proxy_jump (through the hops before it),
+ * open a channel from it to t's host and port, and give c's session a
+ * socket bridged to that channel. */
+static int
+open_jump(struct ssh_conn *c,
+          const struct ssh_target *cli,
+          const struct ssh_target *t,
+          int batch,
+          int depth)
+{
+    struct ssh_hop *hops = NULL;
+    size_t n = 0;
+    struct ssh_target ht;
+    struct strbuf rest = STRBUF_INIT;
+    struct ssh_conn *jc = NULL;
+    struct jump *j = NULL;
+    const char *dest = t->hostname != NULL ? t->hostname : t->host;
+    int port = t->port > 0 ? t->port : 22;
+    int sv[2] = {-1, -1};
+    char *e = NULL;
+    int rc;
+
+    if (depth >= JUMP_MAX) {
+        conn_err(c,
+                 "%s: more than %d jump hosts (a ProxyJump loop in "
+                 "ssh_config?)",
+                 c->name,
+                 JUMP_MAX);
+        return CR_EUSAGE;
+    }
+    rc = sshopts_parse_jump(t->proxy_jump, &hops, &n, &e);
+    if (rc != 0) {
+        conn_err(c, "%s: %s", c->name, e);
+        free(e);
+        return rc;
+    }
+    for (size_t i = 0; i + 1 < n; i++) {
+        strbuf_addstr(&rest, i > 0 ? "," : "");
+        strbuf_addstr(&rest, hops[i].raw);
+    }
+    hop_target(&ht, cli, &hops[n - 1], rest.len > 0 ? rest.buf : NULL);
+    ssh_hops_free(hops, n);
+    strbuf_release(&rest);
+    log_debug("%s: through jump host %s", c->name, ht.raw);
+    rc = conn_open(&ht, batch, depth + 1, c->name, &jc, &e);
+    ssh_target_release(&ht);
+    if (rc != 0) {
+        /* Names the hop already. */
+        conn_err(c, "%s", e);
+        c->err_from_hop = 1;
+        free(e);
+        return rc;
+    }
+    j = xcalloc(1, sizeof(*j));
+    j->fd = -1;
+    j->conn = jc;
+    j->ch = ssh_channel_new(jc->s);
+    if (j->ch == NULL || ssh_channel_open_forward(
+                             j->ch, dest, port, "127.0.0.1", 22) != SSH_OK) {
+        conn_err(c,
+                 "jump host '%s' cannot reach %s port %d for '%s': channel "
+                 "open failed (%s)",
+                 jc->name,
+                 dest,
+                 port,
+                 c->name,
+                 open_fail_reason(ssh_get_error(jc->s)));
+        c->err_from_hop = 1;
+        rc = CR_ESSH;
+        goto fail;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        conn_err(c, "%s: socketpair: %s", c->name, strerror(errno));
+        rc = CR_ESSH;
+        goto fail;
+    }
+    j->fd = sv[1];
+    if (jump_start(j) != 0) {
+        conn_err(c, "%s: cannot start the jump host bridge", c->name);
+        rc = CR_ESSH;
+        goto fail;
+    }
+    /* From here the bridge owns jc and j->ch; c owns sv[0] until libssh
+     * takes it over in ssh_connect. */
+    c->jump = j;
+    c->fd = sv[0];
+    return set_opt(c, SSH_OPTIONS_FD, &c->fd, "fd");
+fail:
+    if (sv[0] >= 0) {
+        close(sv[0]);
+    }
+    if (j->fd >= 0) {
+        close(j->fd);
+    }
+    if (j->ch != NULL) {
+        ssh_channel_free(j->ch);
+    }
+    ssh_conn_free(jc);
+    free(j);
+    return rc;
+}
+
 static void
 conn_disconnect(struct ssh_conn *c)
 {
+    if (c->fd_lib && (c->s == NULL || ssh_get_fd(c->s) != c->fd)) {
+        c->fd = -1; /* libssh closed it after an error */
+    }
     if (c->ev != NULL) {
         ssh_event_remove_session(c->ev, c->s);
         ssh_event_free(c->ev);
@@ -821,27 +1097,76 @@ conn_disconnect(struct ssh_conn *c)
         c->s = NULL;
     }
     if (c->fd >= 0) {
+        if (c->jump != NULL) {
+            (void)shutdown(c->fd, SHUT_RDWR);
+        }
         close(c->fd);
         c->fd = -1;
     }
+    /* Our socket is closed: the bridge ends and frees the jump host. */
+    jump_free(c->jump);
+    c->jump = NULL;
 }
 
-int
-ssh_conn_open(const struct ssh_target *t,
-              int batch,
-              struct ssh_conn **out,
-              char **err)
+/* After ssh_connect: does libssh use the socket we gave it?  (Set via
+ * SSH_OPTIONS_FD, libssh 0.10 leaves it open on ssh_disconnect, but closes
+ * it when the connection fails; it never took it if ssh_connect failed
+ * early.) */
+static void
+fd_handed_over(struct ssh_conn *c)
+{
+    if (c->fd < 0) {
+        return;
+    }
+    if (ssh_get_fd(c->s) == c->fd) {
+        c->fd_lib = 1;
+    } else if (fcntl(c->fd, F_GETFD) < 0) {
+        c->fd = -1; /* closed by libssh */
+    }
+}
+
+/* cli: the host and NIX_SSHOPTS (a hop: see hop_target); ssh_config is
+ * read here.  for_name: the host this one is a jump host for, named in
+ * its errors. */
+static int
+conn_open(const struct ssh_target *cli,
+          int batch,
+          int depth,
+          const char *for_name,
+          struct ssh_conn **out,
+          char **err)
 {
     struct ssh_conn *c = xcalloc(1, sizeof(*c));
+    struct ssh_target tt;
+    const struct ssh_target *t = &tt;
+    struct strvec warnings = STRVEC_INIT, notes = STRVEC_INIT;
     char *user = NULL;
+    char *e = NULL;
     long tmo = 0;
+    int no = 0;
     int rc = CR_ESSH;
-    int count = t->alive_count >= 0 ? t->alive_count : CR_SSH_ALIVE_COUNT;
+    int count = 0;
 
     *out = NULL;
     *err = NULL;
     c->fd = -1;
-    c->name = xstrdup(t->raw != NULL ? t->raw : t->host);
+    c->name = xstrdup(cli->raw != NULL ? cli->raw : cli->host);
+    ssh_target_copy(&tt, cli);
+    rc = sshconfig_load(&tt, &warnings, &notes, &e);
+    for (size_t i = 0; i < warnings.n; i++) {
+        log_warn("%s: %s", c->name, warnings.v[i]);
+    }
+    for (size_t i = 0; i < notes.n; i++) {
+        log_debug("%s: %s", c->name, notes.v[i]);
+    }
+    strvec_clear(&warnings);
+    strvec_clear(&notes);
+    if (rc != 0) {
+        conn_err(c, "%s: %s", c->name, e);
+        free(e);
+        goto out;
+    }
+    count = t->alive_count >= 0 ? t->alive_count : CR_SSH_ALIVE_COUNT;
     c->batch = batch || t->batch_mode == 1;
     c->alive_interval =
         t->alive_interval >= 0 ? t->alive_interval : CR_SSH_ALIVE_INTERVAL;
@@ -855,9 +1180,10 @@ ssh_conn_open(const struct ssh_target *t,
     ssh_callbacks_init(&c->cb);
     ssh_set_callbacks(c->s, &c->cb);
 
-    rc = apply_defaults(c, t);
+    /* ssh_config is ours (sshconfig_load), never libssh's. */
+    rc = set_opt(c, SSH_OPTIONS_PROCESS_CONFIG, &no, "ssh_config");
     if (rc == 0) {
-        rc = apply_config(c, t);
+        rc = apply_defaults(c, t);
     }
     if (rc == 0) {
         rc = apply_target(c, t);
@@ -869,17 +1195,20 @@ ssh_conn_open(const struct ssh_target *t,
         c->user = xstrdup(user);
         ssh_string_free_char(user);
     }
-    if (t->address_family != 0 && t->proxy_command == NULL &&
-        t->proxy_jump == NULL) {
+    if (!proxy_set(t->proxy_command) && proxy_set(t->proxy_jump)) {
+        rc = open_jump(c, cli, t, batch, depth);
+    } else if (t->address_family != 0 && !proxy_set(t->proxy_command)) {
         tmo = t->connect_timeout > 0 ? t->connect_timeout
                                      : CR_SSH_CONNECT_TIMEOUT;
         rc = own_socket(c, t->address_family, (int)tmo);
-        if (rc != 0) {
-            goto out;
-        }
+    }
+    if (rc != 0) {
+        goto out;
     }
     log_debug("%s: connecting", c->name);
-    if (ssh_connect(c->s) != SSH_OK) {
+    rc = ssh_connect(c->s);
+    fd_handed_over(c);
+    if (rc != SSH_OK) {
         conn_err(c, "cannot connect to '%s': %s", c->name, ssh_get_error(c->s));
         rc = CR_ESSH;
         goto out;
@@ -900,7 +1229,9 @@ ssh_conn_open(const struct ssh_target *t,
         goto out;
     }
     log_debug("%s: logged in as %s", c->name, c->user ? c->user : "?");
-    spare_open(c);
+    if (for_name == NULL) {
+        spare_open(c); /* (a jump host runs no commands) */
+    }
     *out = c;
     c = NULL;
     rc = 0;
@@ -911,9 +1242,25 @@ out:
                                           c->name,
                                           cr_strerror(rc));
         c->err = NULL;
+        if (for_name != NULL && !c->err_from_hop) {
+            char *m = xasprintf("%s (jump host for '%s')", *err, for_name);
+
+            free(*err);
+            *err = m;
+        }
     }
+    ssh_target_release(&tt);
     ssh_conn_free(c);
     return rc;
+}
+
+int
+ssh_conn_open(const struct ssh_target *t,
+              int batch,
+              struct ssh_conn **out,
+              char **err)
+{
+    return conn_open(t, batch, 0, NULL, out, err);
 }
 
 void

@@ -7,17 +7,27 @@
  * unknown and not accepted, or changed), CR_EAUTH (login refused) or
  * CR_EINTR (cr_interrupted was set while we waited).
  *
- * Everything runs on the caller's thread.  Several channels may be open at
- * once on one connection; waiting on any of them keeps every channel's
- * stderr drained (forwarded or captured), so one idle channel cannot stall
- * the session.
+ * Everything runs on the caller's thread, except jump hosts (ProxyJump):
+ * each hop is a libssh session of its own (same host key checks and login
+ * as the final host), connected and authenticated on the caller's thread,
+ * that opens a direct-tcpip channel to the next host; the next session
+ * gets one end of a socket pair (SSH_OPTIONS_FD) and a bridge thread, which
+ * from then on owns the hop's session, copies bytes between the other end
+ * and the channel.  Freeing a connection closes its socket; the bridge
+ * sees the end, closes the channel, frees the hop (and, in turn, the hops
+ * before it) and is joined.  No `ssh` process is started.
+ *
+ * ssh_config: read by sshconfig.h (not by libssh), after NIX_SSHOPTS.  A
+ * hop takes User and Port from the ProxyJump entry and the rest of its
+ * settings from NIX_SSHOPTS (all but User, Port, HostName, ProxyJump and
+ * ProxyCommand) and then from ssh_config for the hop's name.
+ *
+ * Several channels may be open at once on one connection; waiting on any
+ * of them keeps every channel's stderr drained (forwarded or captured), so
+ * one idle channel cannot stall the session.
  *
  * Limits (libssh 0.10):
- * - StrictHostKeyChecking is taken from NIX_SSHOPTS only; a value in
- *   ~/.ssh/config is ignored (crebuild then asks, or refuses without a
- *   terminal: the safe direction).  New keys are written unhashed.
- * - ProxyJump becomes a ProxyCommand running `ssh -W`, as libssh 0.10's own
- *   config parser does (libssh 0.11 has native jumps).
+ * - New keys are written unhashed.
  * - IdentitiesOnly / IdentityAgent=none keep the agent out; libssh still
  *   tries its default identity files after the -i ones.
  * - Keepalives: SSH_MSG_IGNORE every ServerAliveInterval while waiting, and

@@ -26,7 +26,7 @@ R=$W/sshrun
 # shellcheck disable=SC2046
 if ! cc -std=c11 -D_GNU_SOURCE -I"$repo/include" -O2 -g ${CR_SSHRUN_CFLAGS:-} -o "$R" \
 	"$repo/tests/tools/sshrun.c" \
-	"$repo"/src/{util,log,strbuf,strvec,shquote,sshopts,ssh,host_remote,host_local,proc}.c \
+	"$repo"/src/{util,log,strbuf,strvec,shquote,sshopts,sshconfig,ssh,host_remote,host_local,proc}.c \
 	$(pkg-config --cflags --libs libssh) 2> "$W/cc.log"; then
 	fail "build tests/tools/sshrun" "$(cat "$W/cc.log")"
 	done_testing
