@@ -275,7 +275,28 @@ t0=$(date +%s%N)
 ssh -F /dev/null $BASE -o BatchMode=yes "root@$IP" 'head -c 100M /dev/urandom' | wc -c > /dev/null
 t_os=$((($(date +%s%N) - t0) / 1000000))
 cr_log "100 MiB download incl. connect: crebuild ${t_cr} ms, OpenSSH ${t_os} ms"
+# The same through a jump host (sshbox itself): the bridge thread under
+# flow control both ways.
+t0=$(date +%s%N)
+out=$(NIX_SSHOPTS="$BASE -J root@$IP" "$R" -S "root@$IP" cat < "$W/r100" 2> "$W/err" | cmp - "$W/r100" && echo same)
+t_cr=$((($(date +%s%N) - t0) / 1000000))
+assert_eq "100 MiB echoed through a jump host intact" same "$out"
+cr_log "100 MiB echo through a jump host: ${t_cr} ms"
 rm -f "$W/r100"
+run "$BASE -J root@$IP" -- -2 "root@$IP"
+assert_contains "two channels at once through a jump host" "$out" "B-status=0"
+NIX_SSHOPTS="$BASE -J root@$IP" "$R" "crdeploy@$IP" sh -c 'sleep 78' > /dev/null 2>&1 &
+p=$!
+sleep 1.5
+kill -INT "$p"
+t0=$(date +%s%N)
+wait "$p"
+rc=$?
+t=$((($(date +%s%N) - t0) / 1000000))
+assert_eq "SIGINT through a jump host: interrupted" 109 "$rc"
+check "SIGINT through a jump host: exits at once (${t} ms)" test "$t" -lt 5000
+sleep 0.5
+assert_eq "SIGINT through a jump host: remote command signalled" "" "$(pgrep -f 'sleep 78')"
 
 run "$BASE" -- -i "$W/sshconfig" "root@$IP" cat
 assert_eq "run: input written to stdin" "$(cat "$W/sshconfig")" "$out"
