@@ -732,6 +732,7 @@ test_source_query_fails(void **state)
     assert_int_equal(dst.out.len, 0);
     assert_true(dst.closed);
     strvec_clear(&roots);
+    strvec_clear(&dsth.last_argv);
     fake_release(&dst);
 }
 
