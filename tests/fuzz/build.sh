@@ -8,7 +8,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-build-fuzz}
-ALL="nar narrt serve pathinfo cli flakeref sshopts generations nixjson diff"
+ALL="nar narrt serve pathinfo cli flakeref sshopts sshconfig generations nixjson diff"
 TARGETS=${FUZZ_TARGETS:-$ALL}
 mkdir -p "$OUT"
 CF="-std=c11 -D_GNU_SOURCE -Iinclude -DCR_VERSION=\"fuzz\" -g -O1 \
@@ -16,7 +16,7 @@ CF="-std=c11 -D_GNU_SOURCE -Iinclude -DCR_VERSION=\"fuzz\" -g -O1 \
     $(pkg-config --cflags libcjson libcrypto)"
 LIBS="$(pkg-config --libs libcjson libcrypto)"
 objs=
-for m in util log strbuf strvec hash nar serve pathinfo cli flakeref sshopts \
+for m in util log strbuf strvec hash nar serve pathinfo cli flakeref sshopts sshconfig \
     generations nixjson diff; do
     if [ ! "$OUT/$m.o" -nt "src/$m.c" ] || [ -n "$(find include -newer "$OUT/$m.o")" ]; then
         clang $CF -c -o "$OUT/$m.o" "src/$m.c"
