@@ -146,7 +146,9 @@ query_valid(struct run *r, struct strvec *valid)
         strvec_push(&all, r->list.v[i].path);
     }
     rc = serve_query_valid_paths(r->dst, &all, 1, r->o->substitute, valid);
-    if (rc != 0 && !serve_ready(r->dst)) {
+    if (rc != 0 && serve_lost(r->dst)) {
+        /* reported by the transport */
+    } else if (rc != 0 && !serve_ready(r->dst)) {
         /* The greeting went out with the query (serve_start). */
         const char *e = serve_error(r->dst);
 
@@ -350,8 +352,9 @@ log_failure(const struct run *r, int rc)
     const char *path =
         acked < r->nmissing ? r->list.v[r->missing[acked]].path : "closure";
 
-    if (rc == CR_ECORRUPT) {
-        return; /* logged where it was found */
+    if (rc == CR_ECORRUPT || serve_lost(r->dst) ||
+        (r->src != NULL && serve_lost(r->src))) {
+        return; /* logged where it was found (a lost connection: by ssh) */
     }
     if (serve_error(r->dst)[0] != '\0' && rc != CR_EINTR) {
         log_error("cannot copy '%s' to %s: %s",
@@ -440,9 +443,11 @@ finish(struct run *r, struct copy_session **keep)
     if (keep == NULL) {
         rc = serve_finish(r->dst);
         if (rc != 0) {
-            log_error("nix-store --serve on %s failed: %s",
-                      r->dst_name,
-                      serve_error(r->dst));
+            if (!serve_lost(r->dst)) {
+                log_error("nix-store --serve on %s failed: %s",
+                          r->dst_name,
+                          serve_error(r->dst));
+            }
             return rc;
         }
     } else {
@@ -532,7 +537,7 @@ copy_session_close(struct copy_session *s)
     }
     rc = serve_finish(s->conn);
     /* A lost connection was reported by the transport already. */
-    if (rc != 0 && rc != CR_ESSH) {
+    if (rc != 0 && !serve_lost(s->conn) && rc != CR_ESSH) {
         log_error("nix-store --serve on %s failed: %s",
                   s->name,
                   serve_error(s->conn));

@@ -754,7 +754,7 @@ pathinfo_query_serve(struct serve_conn *c,
         }
         rc = serve_query_path_infos(c, &closure, take_info, &t);
     }
-    if (rc != 0 && !t.failed) {
+    if (rc != 0 && !t.failed && !serve_lost(c)) {
         log_error(
             "cannot query paths on %s: %s", serve_host(c), serve_error(c));
     }

@@ -23,6 +23,7 @@ struct serve_conn {
     size_t acked;
     struct strbuf err;
     int hello_pending; /* greeting sent (or queued), answer not read */
+    int wfail;         /* a write before the greeting's answer failed */
     int ready;         /* greeting answered and accepted */
 };
 
@@ -175,7 +176,19 @@ write_out(struct serve_conn *c, const void *buf, size_t n)
     if (cr_interrupted) {
         return fail(c, CR_EINTR, 0, "interrupted");
     }
+    if (c->wfail != 0) {
+        return 0; /* dropped, see below */
+    }
     rc = c->s->ops->write(c->s, buf, n);
+    if (rc != 0 && rc != CR_EINTR && c->hello_pending) {
+        /* The remote stopped reading before it answered our greeting (a
+         * login message instead of the protocol, an error and exit): why
+         * is on the read side, which reading the greeting reaches; what
+         * we still write is dropped. */
+        log_debug("%s: the remote stopped reading our requests", c->host);
+        c->wfail = rc;
+        return 0;
+    }
     if (rc != 0) {
         return fail_io(c, rc);
     }
@@ -537,6 +550,12 @@ int
 serve_ready(const struct serve_conn *c)
 {
     return c->ready;
+}
+
+int
+serve_lost(const struct serve_conn *c)
+{
+    return c->rc == CR_ESSH && strcmp(c->err.buf, "connection lost") == 0;
 }
 
 int

@@ -1624,6 +1624,19 @@ fail:
 
 /* Process whatever the server sent (waiting up to timeout_ms), send a
  * keepalive when due, and drain every channel's stderr. */
+/* The session is gone: say so once (every later failure on it is a
+ * consequence, and callers do not report CR_ESSH again). */
+static void
+conn_lost(struct ssh_conn *c)
+{
+    const char *e = ssh_get_error(c->s);
+
+    if (!c->dead) {
+        log_error("%s: connection lost%s%s", c->name, *e ? ": " : "", e);
+    }
+    c->dead = 1;
+}
+
 static int
 conn_pump(struct ssh_conn *c, int timeout_ms)
 {
@@ -1641,12 +1654,7 @@ conn_pump(struct ssh_conn *c, int timeout_ms)
         rc = SSH_OK;
     }
     if (!ssh_is_connected(c->s)) {
-        const char *e = ssh_get_error(c->s);
-
-        if (!c->dead) {
-            log_error("%s: connection lost%s%s", c->name, *e ? ": " : "", e);
-        }
-        c->dead = 1;
+        conn_lost(c);
         return CR_ESSH;
     }
     for (struct ssh_chan *ch = c->chans; ch != NULL; ch = ch->next) {
@@ -1704,7 +1712,7 @@ ssh_chan_write_some(struct ssh_chan *ch, const void *buf, size_t n)
                   ch->conn->name,
                   ssh_get_error(ch->conn->s));
         if (!ssh_is_connected(ch->conn->s)) {
-            ch->conn->dead = 1;
+            conn_lost(ch->conn);
         }
         return CR_ESSH;
     }
@@ -1775,7 +1783,7 @@ ssh_chan_read_nb(struct ssh_chan *ch, void *buf, size_t n, int *eof)
                   ch->conn->name,
                   ssh_get_error(ch->conn->s));
         if (!ssh_is_connected(ch->conn->s)) {
-            ch->conn->dead = 1;
+            conn_lost(ch->conn);
         }
         return CR_ESSH;
     }

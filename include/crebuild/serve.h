@@ -53,6 +53,9 @@ int serve_open(struct stream *s, const char *host, struct serve_conn **out);
 struct serve_conn *serve_start(struct stream *s, const char *host);
 /* The server's greeting has been read and accepted. */
 int serve_ready(const struct serve_conn *c);
+/* The failure was the transport's: the connection is gone, which the SSH
+ * layer has already reported (so callers add no line of their own). */
+int serve_lost(const struct serve_conn *c);
 
 /* The negotiated protocol minor version (0..7). */
 unsigned serve_minor(const struct serve_conn *c);

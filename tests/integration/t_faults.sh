@@ -377,7 +377,7 @@ else
 	fail "copy cut in the middle (rc $rc)" "$(cat "$work/e")"
 fi
 assert_ne "cut during the copy: fails" 0 "$rc"
-one_error "cut during the copy" "$work/e" "crdeploy@127\.0\.0\.1: connection lost" "^error: cannot copy '/nix/store/[^']*' to crdeploy@127\.0\.0\.1: "
+one_error "cut during the copy" "$work/e" "crdeploy@127\.0\.0\.1: connection lost"
 quiet_host $T
 check_fails "cut during the copy: system not registered" host_exec $T nix-store --check-validity "$big"
 consistent "cut during the copy" $T "$old" "$old"

@@ -943,10 +943,17 @@ test_start_bad_greeting(void **state)
         const char *err; /* stderr handed back */
         int rc;
         const char *want;
+        int closed; /* it stopped reading: our first write fails */
     } v[] = {
-        {"Welcome!\n", NULL, CR_EPROTO, "protocol mismatch from alpha"},
-        {"", "sh: 1: nix-store: not found\n", CR_ENIX, "nix-store: not found"},
-        {"\xeb\x9d\x0c", NULL, CR_EPROTO, "closed unexpectedly"},
+        {"Welcome!\n", NULL, CR_EPROTO, "protocol mismatch from alpha", 0},
+        {"Welcome!\n", NULL, CR_EPROTO, "protocol mismatch from alpha", 1},
+        {"",
+         "sh: 1: nix-store: not found\n",
+         CR_ENIX,
+         "nix-store: not found",
+         0},
+        {"", "sh: 1: nix-store: not found\n", CR_ENIX, "not found", 1},
+        {"\xeb\x9d\x0c", NULL, CR_EPROTO, "closed unexpectedly", 0},
     };
     (void)state;
     for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
@@ -959,6 +966,7 @@ test_start_bad_greeting(void **state)
         strbuf_addstr(&f.in, v[i].in);
         f.err = v[i].err;
         f.status = v[i].err ? 127 : 0;
+        f.fail_write_at = v[i].closed ? 1 : 0;
         strvec_push(&paths, "/nix/store/aaaa-a");
         c = serve_start(&f.s, "alpha");
         assert_int_equal(serve_query_valid_paths(c, &paths, 1, 0, &valid),
