@@ -120,6 +120,25 @@ channels(const struct cr_opts *o, struct strvec *out)
     closedir(d);
 }
 
+/* The plan (printed with --debug); 0, or -1 with the error logged. */
+static int
+make_plan(const struct cr_opts *o,
+          const struct plan_facts *facts,
+          struct plan *plan)
+{
+    char *err = NULL;
+
+    if (plan_build(o, facts, plan, &err) != 0) {
+        log_error("%s", err);
+        free(err);
+        return -1;
+    }
+    if (log_get_level() >= LOG_DEBUG) {
+        plan_print(plan, o, log_stream());
+    }
+    return 0;
+}
+
 /* Could anything be asked on the terminal (host key, key passphrase)? */
 static int
 have_tty(void)
@@ -352,15 +371,11 @@ run(struct cr_opts *o)
         needs_name(o) || (o->flake_mode == CR_FLAKE_AUTO && flake_dir);
     if ((o->target_host != NULL || o->build_host != NULL) && !name_first &&
         !have_tty()) {
-        if (plan_build(o, &facts, &plan, &err) != 0) {
-            log_error("%s", err);
+        if (make_plan(o, &facts, &plan) != 0) {
             ret = 2;
             goto out;
         }
         planned = 1;
-        if (log_get_level() >= LOG_DEBUG) {
-            plan_print(&plan, o, log_stream());
-        }
         (void)exec_start(&x, &plan);
     }
     if (o->target_host != NULL) {
@@ -405,15 +420,11 @@ run(struct cr_opts *o)
     }
     if (!planned) {
         facts.hostname = hostname;
-        if (plan_build(o, &facts, &plan, &err) != 0) {
-            log_error("%s", err);
+        if (make_plan(o, &facts, &plan) != 0) {
             ret = 2;
             goto out;
         }
         planned = 1;
-        if (log_get_level() >= LOG_DEBUG) {
-            plan_print(&plan, o, log_stream());
-        }
     }
     ret = exec_plan(&x, &plan);
 out:

@@ -756,6 +756,97 @@ bad:
     return NULL;
 }
 
+/* [user@]host[:...] after any scheme: checks the user part, returns the
+ * host (a name, a bare or bracketed IPv6 address, and with
+ * names_in_brackets also "[name]" as ssh takes it in ProxyJump) and sets
+ * *at (the '@' or NULL) and *rest (what follows the host: ":port", "" or
+ * garbage for the caller to judge).  NULL and *why on failure. */
+static char *
+split_host(const char *p,
+           int names_in_brackets,
+           const char **at_out,
+           const char **rest,
+           const char **why)
+{
+    const char *at = strrchr(p, '@');
+    const char *hs = at != NULL ? at + 1 : p;
+    const char *he = NULL;
+    char *host = NULL;
+
+    *at_out = at;
+    if (at != NULL) {
+        if (at == p) {
+            *why = "empty user name";
+            return NULL;
+        }
+        if (*p == '-') {
+            *why = "user name must not start with '-'";
+            return NULL;
+        }
+        for (const char *q = p; q < at; q++) {
+            if (!user_char_ok(*q)) {
+                *why = "unsupported character in user name";
+                return NULL;
+            }
+        }
+    }
+    if (*hs == '-') {
+        *why = "host name must not start with '-'";
+        return NULL;
+    }
+    if (*hs == '[') {
+        size_t len;
+
+        he = strchr(hs, ']');
+        if (he == NULL) {
+            *why = "missing ']'";
+            return NULL;
+        }
+        len = (size_t)(he - hs - 1);
+        if (names_in_brackets && memchr(hs + 1, ':', len) == NULL) {
+            for (const char *q = hs + 1; q < he; q++) {
+                if (!host_char_ok(*q)) {
+                    *why = "unsupported character in host name";
+                    return NULL;
+                }
+            }
+            host = xstrndup(hs + 1, len);
+        } else if ((host = parse_v6(hs + 1, len)) == NULL) {
+            *why = "invalid IPv6 address";
+            return NULL;
+        }
+        he++;
+    } else {
+        const char *colon = strchr(hs, ':');
+
+        if (colon != NULL && strchr(colon + 1, ':') != NULL) {
+            /* A bare IPv6 address, without a port. */
+            he = hs + strlen(hs);
+            host = parse_v6(hs, (size_t)(he - hs));
+            if (host == NULL) {
+                *why = "invalid IPv6 address";
+                return NULL;
+            }
+        } else {
+            he = colon != NULL ? colon : hs + strlen(hs);
+            for (const char *q = hs; q < he; q++) {
+                if (!host_char_ok(*q)) {
+                    *why = "unsupported character in host name";
+                    return NULL;
+                }
+            }
+            host = xstrndup(hs, (size_t)(he - hs));
+        }
+    }
+    if (*host == '\0') {
+        free(host);
+        *why = "empty host name";
+        return NULL;
+    }
+    *rest = he;
+    return host;
+}
+
 static int
 host_fail(const char *s, const char *why, char **err)
 {
@@ -769,8 +860,8 @@ sshopts_parse_host(struct ssh_target *t, const char *s, char **err)
     enum ssh_scheme scheme = CR_SSH_SCHEME_NONE;
     const char *p = s;
     const char *at = NULL;
-    const char *hs = NULL;
     const char *he = NULL;
+    const char *why = NULL;
     char *host = NULL;
     int port = 0;
 
@@ -799,58 +890,9 @@ sshopts_parse_host(struct ssh_target *t, const char *s, char **err)
         scheme = CR_SSH_SCHEME_SSH_NG;
         p += 9;
     }
-    at = strrchr(p, '@');
-    hs = at != NULL ? at + 1 : p;
-    if (at != NULL) {
-        if (at == p) {
-            return host_fail(s, "empty user name", err);
-        }
-        if (*p == '-') {
-            return host_fail(s, "user name must not start with '-'", err);
-        }
-        for (const char *q = p; q < at; q++) {
-            if (!user_char_ok(*q)) {
-                return host_fail(s, "unsupported character in user name", err);
-            }
-        }
-    }
-    if (*hs == '-') {
-        return host_fail(s, "host name must not start with '-'", err);
-    }
-    if (*hs == '[') {
-        he = strchr(hs, ']');
-        if (he == NULL) {
-            return host_fail(s, "missing ']'", err);
-        }
-        host = parse_v6(hs + 1, (size_t)(he - hs - 1));
-        if (host == NULL) {
-            return host_fail(s, "invalid IPv6 address", err);
-        }
-        he++;
-    } else {
-        const char *colon = strchr(hs, ':');
-
-        if (colon != NULL && strchr(colon + 1, ':') != NULL) {
-            /* A bare IPv6 address, without a port. */
-            he = hs + strlen(hs);
-            host = parse_v6(hs, (size_t)(he - hs));
-            if (host == NULL) {
-                return host_fail(s, "invalid IPv6 address", err);
-            }
-        } else {
-            he = colon != NULL ? colon : hs + strlen(hs);
-            for (const char *q = hs; q < he; q++) {
-                if (!host_char_ok(*q)) {
-                    return host_fail(
-                        s, "unsupported character in host name", err);
-                }
-            }
-            host = xstrndup(hs, (size_t)(he - hs));
-        }
-    }
-    if (*host == '\0') {
-        free(host);
-        return host_fail(s, "empty host name", err);
+    host = split_host(p, 0, &at, &he, &why);
+    if (host == NULL) {
+        return host_fail(s, why, err);
     }
     if (*he == ':') {
         unsigned long long n = 0;
@@ -957,8 +999,8 @@ parse_hop(const char *s, struct ssh_hop *h, char **err)
 {
     const char *p = s;
     const char *at = NULL;
-    const char *hs = NULL;
     const char *he = NULL;
+    const char *why = NULL;
     char *host = NULL;
     unsigned long long port = 0;
 
@@ -977,68 +1019,9 @@ parse_hop(const char *s, struct ssh_hop *h, char **err)
             return CR_EUSAGE;
         }
     }
-    at = strrchr(p, '@');
-    hs = at != NULL ? at + 1 : p;
-    if (at != NULL) {
-        if (at == p) {
-            return jump_fail(s, "empty user name", err);
-        }
-        if (*p == '-') {
-            return jump_fail(s, "user name must not start with '-'", err);
-        }
-        for (const char *q = p; q < at; q++) {
-            if (!user_char_ok(*q)) {
-                return jump_fail(s, "unsupported character in user name", err);
-            }
-        }
-    }
-    if (*hs == '-') {
-        return jump_fail(s, "host name must not start with '-'", err);
-    }
-    if (*hs == '[') {
-        he = strchr(hs, ']');
-        if (he == NULL) {
-            return jump_fail(s, "missing ']'", err);
-        }
-        if (memchr(hs + 1, ':', (size_t)(he - hs - 1)) != NULL) {
-            host = parse_v6(hs + 1, (size_t)(he - hs - 1));
-            if (host == NULL) {
-                return jump_fail(s, "invalid IPv6 address", err);
-            }
-        } else {
-            /* [name]:port, as ssh accepts it */
-            for (const char *q = hs + 1; q < he; q++) {
-                if (!host_char_ok(*q)) {
-                    return jump_fail(
-                        s, "unsupported character in host name", err);
-                }
-            }
-            host = xstrndup(hs + 1, (size_t)(he - hs - 1));
-        }
-        he++;
-    } else {
-        const char *colon = strchr(hs, ':');
-
-        if (colon != NULL && strchr(colon + 1, ':') != NULL) {
-            he = hs + strlen(hs);
-            host = parse_v6(hs, (size_t)(he - hs));
-            if (host == NULL) {
-                return jump_fail(s, "invalid IPv6 address", err);
-            }
-        } else {
-            he = colon != NULL ? colon : hs + strlen(hs);
-            for (const char *q = hs; q < he; q++) {
-                if (!host_char_ok(*q)) {
-                    return jump_fail(
-                        s, "unsupported character in host name", err);
-                }
-            }
-            host = xstrndup(hs, (size_t)(he - hs));
-        }
-    }
-    if (*host == '\0') {
-        free(host);
-        return jump_fail(s, "empty host name", err);
+    host = split_host(p, 1, &at, &he, &why);
+    if (host == NULL) {
+        return jump_fail(s, why, err);
     }
     if (*he == ':') {
         if (parse_uint(he + 1, 65535, &port) < 0 || port == 0) {
