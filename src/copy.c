@@ -7,15 +7,24 @@
 #include "crebuild/serve.h"
 #include "crebuild/util.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Bytes of each NAR held back until its hash is verified.  Without them
  * the destination never has a complete NAR, so it registers nothing. */
 #define HOLD_BACK 8
 /* DumpStorePath requests kept in flight on a remote source. */
 #define DUMP_WINDOW 32
+/* A local source lacking more paths than this gets their metadata from a
+ * thread while the first ones are already uploaded (see struct feed); the
+ * first batch is small so that the upload starts early. */
+#define FEED_MIN   64
+#define FEED_FIRST 32
+#define FEED_BATCH 4096
 
 struct copy_session {
     struct serve_conn *conn;
@@ -23,6 +32,8 @@ struct copy_session {
 };
 
 /* One copy in progress. */
+struct feed;
+
 struct run {
     const struct copy_opts *o;
     const char *src_name;
@@ -36,6 +47,28 @@ struct run {
     uint64_t bytes_sent;
     uint64_t bytes_total;
     struct progress *prog;
+    struct host *src_host; /* local source: where metadata comes from */
+    struct feed *feed;     /* metadata still coming, or NULL */
+};
+
+/* Metadata of the missing paths of a local source, produced by a thread
+ * in batches while the upload consumes r->missing[0..ready).  Nix lists a
+ * closure dependencies first, so batches in that order can go out as
+ * they come; should a batch refer to a later path, the thread fetches
+ * the rest, orders what is not yet published (pathinfo_order) and
+ * publishes it at once.  The thread writes only unpublished entries of
+ * r->list and the unpublished part of r->missing. */
+struct feed {
+    struct run *r;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t ready;   /* r->missing[0..ready) have metadata, in order */
+    uint64_t bytes; /* their narSize sum */
+    int rc;         /* the thread's failure */
+    int done;       /* the thread has finished */
+    int stop;       /* the upload failed: stop after this batch */
+    size_t *pos;    /* list index -> position in r->missing, or -1 */
 };
 
 /* Where the NAR of one path goes: to dst, minus the held-back tail. */
@@ -193,9 +226,9 @@ find_missing(struct run *r, const struct strvec *valid, struct copy_stats *st)
     free(present);
 }
 
-/* Local source: the closure first, the destination's answer next, and
- * the metadata (two local queries) only for the paths it lacks, so that a
- * redeploy asks nothing more. */
+/* Local source: the closure first, the destination's answer next; the
+ * metadata (two local queries) comes later only for the paths it lacks
+ * (local_metadata), so that a redeploy asks nothing more. */
 static int
 query_local_then_valid(struct run *r,
                        struct host *src,
@@ -203,7 +236,6 @@ query_local_then_valid(struct run *r,
                        const struct strvec *roots,
                        struct strvec *valid)
 {
-    unsigned char *want = NULL;
     int rc;
 
     /* The remote command starts while the closure is listed here. */
@@ -214,21 +246,206 @@ query_local_then_valid(struct run *r,
     if (rc == 0) {
         rc = query_valid(r, valid);
     }
-    if (rc == 0) {
-        want = xcalloc(r->list.n ? r->list.n : 1, 1);
-        for (size_t i = 0; i < r->list.n; i++) {
-            want[i] = 1;
-        }
-        for (size_t i = 0; i < valid->n; i++) {
-            size_t k = pathinfo_list_find(&r->list, valid->v[i]);
-            if (k != PATHINFO_NONE) {
-                want[k] = 0;
+    r->src_host = src;
+    (void)dst;
+    return rc;
+}
+
+/* ---- metadata of a local source ---- */
+
+static uint64_t
+nar_bytes(const struct run *r, size_t from, size_t to)
+{
+    uint64_t b = 0;
+
+    for (size_t i = from; i < to; i++) {
+        b += r->list.v[r->missing[i]].nar_size;
+    }
+    return b;
+}
+
+/* Does every missing reference of missing[from..to) come before it? */
+static int
+batch_in_order(const struct feed *f, size_t from, size_t to)
+{
+    const struct run *r = f->r;
+
+    for (size_t i = from; i < to; i++) {
+        const struct pathinfo *p = &r->list.v[r->missing[i]];
+
+        for (size_t k = 0; k < p->nrefs; k++) {
+            size_t at = f->pos[p->refs[k]];
+
+            if (at != (size_t)-1 && at > i) {
+                return 0;
             }
         }
-        rc = pathinfo_fill_local(src, r->o->src_store, &r->list, want);
     }
-    free(want);
+    return 1;
+}
+
+static void *
+feed_main(void *arg)
+{
+    struct feed *f = arg;
+    struct run *r = f->r;
+    size_t pos = 0;
+    size_t batch = r->o->feed_batch ? r->o->feed_batch : FEED_FIRST;
+    int want_json = 1;
+    int rc = 0;
+
+    while (rc == 0 && pos < r->nmissing) {
+        size_t k = r->nmissing - pos < batch ? r->nmissing - pos : batch;
+
+        pthread_mutex_lock(&f->mu);
+        int stop = f->stop;
+        pthread_mutex_unlock(&f->mu);
+        if (stop || cr_interrupted) {
+            rc = CR_EINTR;
+            break;
+        }
+        rc = pathinfo_fill_some(r->src_host,
+                                r->o->src_store,
+                                &r->list,
+                                r->missing + pos,
+                                k,
+                                &want_json);
+        if (rc == 0 && !batch_in_order(f, pos, pos + k)) {
+            log_debug("the closure is not listed dependencies first: "
+                      "ordering the rest before it is sent");
+            rc = pathinfo_fill_some(r->src_host,
+                                    r->o->src_store,
+                                    &r->list,
+                                    r->missing + pos + k,
+                                    r->nmissing - pos - k,
+                                    &want_json);
+            if (rc == 0) {
+                rc = pathinfo_order(
+                    &r->list, r->missing + pos, r->nmissing - pos);
+            }
+            k = r->nmissing - pos;
+        }
+        if (rc != 0) {
+            break;
+        }
+        pthread_mutex_lock(&f->mu);
+        f->bytes += nar_bytes(r, pos, pos + k);
+        f->ready = pos + k;
+        pthread_cond_signal(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        pos += k;
+        batch = r->o->feed_batch ? r->o->feed_batch : FEED_BATCH;
+    }
+    pthread_mutex_lock(&f->mu);
+    f->rc = rc;
+    f->done = 1;
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+static void
+feed_free(struct run *r)
+{
+    struct feed *f = r->feed;
+
+    if (f == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&f->mu);
+    f->stop = 1;
+    pthread_mutex_unlock(&f->mu);
+    pthread_join(f->thread, NULL);
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
+    free(f->pos);
+    free(f);
+    r->feed = NULL;
+}
+
+/* Wait until missing[i] has its metadata, keeping the destination's acks
+ * drained meanwhile.  0 or the thread's (logged) failure. */
+static int
+feed_wait(struct run *r, size_t i)
+{
+    struct feed *f = r->feed;
+    int rc = 0;
+
+    pthread_mutex_lock(&f->mu);
+    while (f->ready <= i && !f->done) {
+        struct timespec ts;
+
+        pthread_mutex_unlock(&f->mu);
+        rc = serve_poll(r->dst);
+        if (rc != 0) {
+            return rc;
+        }
+        if (cr_interrupted) {
+            return CR_EINTR;
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&f->mu);
+        if (f->ready <= i && !f->done) {
+            (void)pthread_cond_timedwait(&f->cv, &f->mu, &ts);
+        }
+    }
+    if (f->ready <= i) {
+        rc = f->rc != 0 ? f->rc : CR_ENIX;
+    }
+    r->bytes_total = f->bytes;
+    pthread_mutex_unlock(&f->mu);
+    progress_set_total(r->prog, r->nmissing, r->bytes_total);
     return rc;
+}
+
+/* Metadata for the missing paths of a local source: at once for a few,
+ * else from a feed thread that the upload follows. */
+static int
+local_metadata(struct run *r)
+{
+    struct feed *f;
+    int want_json = 1;
+    int rc;
+
+    if (r->nmissing <= (r->o->feed_min ? r->o->feed_min : FEED_MIN)) {
+        rc = pathinfo_fill_some(r->src_host,
+                                r->o->src_store,
+                                &r->list,
+                                r->missing,
+                                r->nmissing,
+                                &want_json);
+        if (rc == 0) {
+            rc = pathinfo_order(&r->list, r->missing, r->nmissing);
+        }
+        r->bytes_total = rc == 0 ? nar_bytes(r, 0, r->nmissing) : 0;
+        return rc;
+    }
+    f = xcalloc(1, sizeof(*f));
+    f->r = r;
+    f->pos = xcalloc(r->list.n, sizeof(*f->pos));
+    for (size_t i = 0; i < r->list.n; i++) {
+        f->pos[i] = (size_t)-1;
+    }
+    for (size_t i = 0; i < r->nmissing; i++) {
+        f->pos[r->missing[i]] = i;
+    }
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    if (pthread_create(&f->thread, NULL, feed_main, f) != 0) {
+        pthread_mutex_destroy(&f->mu);
+        pthread_cond_destroy(&f->cv);
+        free(f->pos);
+        free(f);
+        log_error("cannot start a thread: %s", strerror(errno));
+        return CR_ESYS;
+    }
+    r->feed = f;
+    return 0;
 }
 
 /* ---- one path ---- */
@@ -381,9 +598,15 @@ upload(struct run *r)
     int rc = 0;
 
     for (i = 0; i < r->nmissing && rc == 0; i++) {
-        rc = cr_interrupted ? CR_EINTR : copy_one(r, i);
+        if (r->feed != NULL) {
+            rc = feed_wait(r, i);
+        }
+        if (rc == 0) {
+            rc = cr_interrupted ? CR_EINTR : copy_one(r, i);
+        }
         progress_update(r->prog, serve_acked(r->dst), r->bytes_sent);
     }
+    feed_free(r);
     if (rc == 0) {
         rc = serve_wait(r->dst);
         progress_update(r->prog, serve_acked(r->dst), r->bytes_sent);
@@ -418,11 +641,19 @@ transfer(struct run *r, struct copy_stats *st)
 {
     int rc;
 
-    log_debug("%zu of %zu paths missing on %s (%.1f MiB)",
-              r->nmissing,
-              r->list.n,
-              r->dst_name,
-              (double)r->bytes_total / (1024.0 * 1024.0));
+    if (r->feed != NULL) {
+        log_debug("%zu of %zu paths missing on %s (their metadata follows "
+                  "as they are sent)",
+                  r->nmissing,
+                  r->list.n,
+                  r->dst_name);
+    } else {
+        log_debug("%zu of %zu paths missing on %s (%.1f MiB)",
+                  r->nmissing,
+                  r->list.n,
+                  r->dst_name,
+                  (double)r->bytes_total / (1024.0 * 1024.0));
+    }
     r->prog = progress_new(
         stderr, "copying", progress_wanted(r->o->quiet) && r->nmissing > 0);
     progress_set_total(r->prog, r->nmissing, r->bytes_total);
@@ -503,6 +734,10 @@ copy_closure(struct host *src,
         find_missing(&r, &valid, &st);
     }
     strvec_clear(&valid);
+    if (rc == 0 && r.src_host != NULL) {
+        r.bytes_total = 0;
+        rc = local_metadata(&r);
+    }
     if (rc == 0) {
         rc = transfer(&r, &st);
     }
@@ -520,6 +755,7 @@ copy_closure(struct host *src,
     if (stats != NULL) {
         *stats = st;
     }
+    feed_free(&r);
     serve_free(r.dst);
     serve_free(r.src);
     free(r.missing);

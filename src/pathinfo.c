@@ -478,6 +478,68 @@ out:
     return rc;
 }
 
+/* Depth-first over the references inside the set only. */
+int
+pathinfo_order(const struct pathinfo_list *l, size_t *idx, size_t n)
+{
+    unsigned char *state = xcalloc(l->n ? l->n : 1, 1);
+    unsigned char *in = xcalloc(l->n ? l->n : 1, 1);
+    struct frame *stack = xcalloc(n ? n : 1, sizeof(*stack));
+    size_t *order = xcalloc(n ? n : 1, sizeof(*order));
+    size_t norder = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        in[idx[i]] = 1;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t sp = 0;
+
+        if (state[idx[i]] != WHITE) {
+            continue;
+        }
+        stack[sp].node = idx[i];
+        stack[sp].next = 0;
+        sp++;
+        state[idx[i]] = GREY;
+        while (sp > 0 && rc == 0) {
+            struct frame *f = &stack[sp - 1];
+            const struct pathinfo *p = &l->v[f->node];
+
+            if (f->next < p->nrefs) {
+                size_t r = p->refs[f->next++];
+
+                if (r == f->node || !in[r] || state[r] == BLACK) {
+                    continue;
+                }
+                if (state[r] == GREY) {
+                    log_error("reference cycle between '%s' and '%s'",
+                              p->path,
+                              l->v[r].path);
+                    rc = CR_ENIX;
+                    break;
+                }
+                state[r] = GREY;
+                stack[sp].node = r;
+                stack[sp].next = 0;
+                sp++;
+                continue;
+            }
+            state[f->node] = BLACK;
+            order[norder++] = f->node;
+            sp--;
+        }
+    }
+    if (rc == 0) {
+        memcpy(idx, order, n * sizeof(*idx));
+    }
+    free(state);
+    free(in);
+    free(stack);
+    free(order);
+    return rc;
+}
+
 /* ---- queries ---- */
 
 static void
@@ -666,6 +728,37 @@ pathinfo_fill_local(struct host *h,
     }
     if (rc == 0) {
         rc = pathinfo_toposort(l);
+    }
+    return rc;
+}
+
+int
+pathinfo_fill_some(struct host *h,
+                   const char *store,
+                   struct pathinfo_list *l,
+                   const size_t *idx,
+                   size_t n,
+                   int *want_json)
+{
+    size_t limit = h->is_local ? BATCH_BYTES_LOCAL : BATCH_BYTES;
+    size_t i = 0;
+    int rc = 0;
+
+    while (rc == 0 && i < n) {
+        size_t k = 0, bytes = 0;
+
+        while (i + k < n && (k == 0 || bytes < limit)) {
+            bytes += strlen(l->v[idx[i + k]].path) + 1;
+            k++;
+        }
+        rc = batch_local(h, store, l, idx + i, k, want_json);
+        for (size_t j = i; rc == 0 && j < i + k; j++) {
+            if (!l->v[idx[j]].have_meta) {
+                log_error("no metadata for '%s'", l->v[idx[j]].path);
+                rc = CR_ENIX;
+            }
+        }
+        i += k;
     }
     return rc;
 }

@@ -41,6 +41,11 @@ struct copy_opts {
     const char *src_store;
     const char *src_root;
     const char *dst_store;
+    /* Tests: a local source lacking more than feed_min paths has their
+     * metadata fetched by a thread in batches of feed_batch paths while
+     * the upload runs.  0: the defaults (64; 32 first, then 4096). */
+    size_t feed_min;
+    size_t feed_batch;
 };
 
 /* Defaults: all off, all NULL. */

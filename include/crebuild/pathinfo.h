@@ -95,6 +95,23 @@ int pathinfo_fill_local(struct host *h,
                         struct pathinfo_list *l,
                         const unsigned char *want);
 
+/* Metadata for the entries idx[0..n) of l only, in as many runs as the
+ * argument size needs, without sorting.  *want_json starts at 1; when
+ * `nix path-info` fails it is cleared (one warning) and signatures and
+ * content addresses are left out from then on.  0 or a CR_E* code
+ * (logged).  Safe to call from another thread than the one reading l's
+ * other entries: it writes the entries in idx only. */
+int pathinfo_fill_some(struct host *h,
+                       const char *store,
+                       struct pathinfo_list *l,
+                       const size_t *idx,
+                       size_t n,
+                       int *want_json);
+/* Reorder idx[0..n) (indices of entries with metadata) so that every
+ * entry comes after those of its references that are in idx too,
+ * keeping the given order where it is free.  0, or CR_ENIX (logged) on a
+ * cycle. */
+int pathinfo_order(const struct pathinfo_list *l, size_t *idx, size_t n);
 /* The same from a serve connection: QueryClosure then QueryPathInfos.
  * 0 or a CR_E* code (logged). */
 int pathinfo_query_serve(struct serve_conn *c,

@@ -176,7 +176,8 @@ struct fhost {
     struct strvec last_argv;
     int last_elevate;
     int opened;
-    int runs; /* commands run on this host */
+    int runs;          /* commands run on this host */
+    int listed_sorted; /* -qR lists dependencies first (as Nix does) */
 };
 
 static void
@@ -227,6 +228,15 @@ fh_run(struct host *h, const struct host_cmd *cmd, int *status)
         }
     }
     for (size_t i = 0; i < argv->n; i++) {
+        if (strcmp(argv->v[i], "--requisites") == 0 &&
+            ((struct fhost *)h)->listed_sorted) {
+            strbuf_addf(cmd->out,
+                        "%s\n%s\n%s\n",
+                        fxs[LEAF].path,
+                        fxs[MID].path,
+                        fxs[TOP].path);
+            return 0;
+        }
         if (strcmp(argv->v[i], "--requisites") == 0) {
             /* Not in dependency order: the engine must sort. */
             strbuf_addf(cmd->out,
@@ -477,6 +487,47 @@ test_cold_copy(void **state)
     strvec_clear(&roots);
     strvec_clear(&dsth.last_argv);
     fake_release(&dst);
+}
+
+/* The same cold copy with the metadata coming from the feed thread in
+ * batches: one path per batch or all at once, the closure listed
+ * dependencies first (batches go out as they come) or not (the thread
+ * orders the rest first).  The wire must be the same. */
+static void
+test_cold_copy_feed(void **state)
+{
+    static const int want[] = {LEAF, MID, TOP};
+    (void)state;
+    for (int c = 0; c < 4; c++) {
+        struct fake dst;
+        struct fhost src, dsth;
+        struct copy_opts o;
+        struct copy_stats st;
+        struct strvec roots = STRVEC_INIT;
+
+        log_reset();
+        fake_init(&dst);
+        script_dst(&dst, NULL, 0, 3);
+        dst.gate_out = wire_size(want, 3);
+        fhost_init(&src, "localhost", 1, NULL);
+        src.listed_sorted = c & 1;
+        fhost_init(&dsth, "target", 0, &dst);
+        opts_for_fakes(&o);
+        o.feed_min = 1;
+        o.feed_batch = c & 2 ? 32 : 1;
+        strvec_push(&roots, fxs[TOP].path);
+        assert_int_equal(copy_closure(&src.h, &dsth.h, &roots, &o, &st, NULL),
+                         0);
+        check_dst_wire(&dst, 0, want, 3, 3);
+        assert_int_equal(st.paths_copied, 3);
+        assert_int_equal(st.bytes, fxs[0].size + fxs[1].size + fxs[2].size);
+        /* -qR, then per batch --dump-db and path-info. */
+        assert_int_equal(src.runs,
+                         c == 1 ? 1 + 3 * 2 : 1 + 2 * (c == 0 ? 2 : 1));
+        strvec_clear(&roots);
+        strvec_clear(&dsth.last_argv);
+        fake_release(&dst);
+    }
 }
 
 static void
@@ -1439,6 +1490,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cold_copy),
+        cmocka_unit_test(test_cold_copy_feed),
         cmocka_unit_test(test_partial_copy_substitute),
         cmocka_unit_test(test_nothing_to_copy),
         cmocka_unit_test(test_corrupt_hash),

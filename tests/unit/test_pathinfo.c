@@ -393,6 +393,83 @@ test_toposort(void **state)
     }
 }
 
+/* pathinfo_order: the same graphs as an index set over the whole list
+ * (the same order must come out), and subsets whose references outside
+ * the set are taken as present. */
+static void
+test_order(void **state)
+{
+    static const struct {
+        const char *name;
+        int n;
+        const char *edges;
+        const char *set; /* the indices given, in this order */
+        const char *want;
+    } subsets[] = {
+        {"outside refs ignored", 4, "0>3 1>0 2>1", "210", "012"},
+        {"given order kept", 4, "", "3102", "3102"},
+        {"only what is given", 5, "4>0 3>4", "34", "43"},
+        {"cycle outside", 4, "0>1 1>0 2>3", "32", "32"},
+        {"cycle inside", 3, "0>1 1>0", "01", NULL},
+    };
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(graphs) + ARRAY_SIZE(subsets); i++) {
+        int sub = i >= ARRAY_SIZE(graphs);
+        size_t si = sub ? i - ARRAY_SIZE(graphs) : 0;
+        const char *name = sub ? subsets[si].name : graphs[i].name;
+        int n = sub ? subsets[si].n : graphs[i].n;
+        const char *edges = sub ? subsets[si].edges : graphs[i].edges;
+        const char *want = sub ? subsets[si].want : graphs[i].want;
+        struct pathinfo_list l = PATHINFO_LIST_INIT;
+        size_t idx[8];
+        size_t nidx = 0;
+        char nm[32];
+        int rc;
+
+        for (int k = 0; k < n; k++) {
+            snprintf(nm, sizeof(nm), "%d", k);
+            pathinfo_list_add(&l, nm);
+            l.v[k].refs = xcalloc((size_t)n, sizeof(uint32_t));
+        }
+        for (const char *e = edges; *e;) {
+            int from = e[0] - '0';
+            l.v[from].refs[l.v[from].nrefs++] = (uint32_t)(e[2] - '0');
+            e += e[3] ? 4 : 3;
+        }
+        if (sub) {
+            for (const char *c = subsets[si].set; *c; c++) {
+                idx[nidx++] = (size_t)(*c - '0');
+            }
+        } else {
+            for (int k = 0; k < n; k++) {
+                idx[nidx++] = (size_t)k;
+            }
+        }
+        rc = pathinfo_order(&l, idx, nidx);
+        if (want == NULL) {
+            if (rc != CR_ENIX) {
+                fail_msg("%s: cycle not found", name);
+            }
+        } else {
+            char got[16] = "";
+
+            assert_int_equal(rc, 0);
+            for (size_t k = 0; k < nidx; k++) {
+                got[k] = (char)('0' + idx[k]);
+            }
+            if (strcmp(got, want) != 0) {
+                fail_msg("%s: got %s, want %s", name, got, want);
+            }
+            /* The list itself is untouched. */
+            for (int k = 0; k < n; k++) {
+                snprintf(nm, sizeof(nm), "%d", k);
+                assert_string_equal(l.v[k].path, nm);
+            }
+        }
+        pathinfo_list_release(&l);
+    }
+}
+
 static void
 test_toposort_deep_chain(void **state)
 {
@@ -747,6 +824,7 @@ main(void)
         cmocka_unit_test(test_json_bad),
         cmocka_unit_test(test_toposort),
         cmocka_unit_test(test_toposort_deep_chain),
+        cmocka_unit_test(test_order),
         cmocka_unit_test(test_query_local),
         cmocka_unit_test(test_query_local_json_fails),
         cmocka_unit_test(test_query_local_batches),
