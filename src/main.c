@@ -28,11 +28,14 @@
 static void
 on_signal(int sig)
 {
+    int saved = errno;
+
     cr_interrupted = sig;
     /* Ctrl-C reaches our children through the terminal's process group
      * already; a signal sent to crebuild alone is passed on (a second
      * SIGINT changes nothing for them). */
     proc_kill_all(sig);
+    errno = saved;
 }
 
 static void

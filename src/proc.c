@@ -7,21 +7,27 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Running children, for proc_kill_all: threads (the early build, the
+ * copy's metadata) start children too, and a signal handler reads the
+ * table, so its slots are lock-free atomics. */
 #define MAX_CHILDREN 16
-static pid_t children[MAX_CHILDREN];
+static _Atomic pid_t children[MAX_CHILDREN];
 
 static void
 track(pid_t pid, int add)
 {
     for (size_t i = 0; i < MAX_CHILDREN; i++) {
-        if (add ? children[i] == 0 : children[i] == pid) {
-            children[i] = add ? pid : 0;
+        pid_t expect = add ? 0 : pid;
+
+        if (atomic_compare_exchange_strong(
+                &children[i], &expect, add ? pid : 0)) {
             return;
         }
     }
@@ -31,8 +37,10 @@ void
 proc_kill_all(int sig)
 {
     for (size_t i = 0; i < MAX_CHILDREN; i++) {
-        if (children[i] > 0) {
-            kill(children[i], sig);
+        pid_t pid = atomic_load(&children[i]);
+
+        if (pid > 0) {
+            kill(pid, sig);
         }
     }
 }

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-volatile int cr_interrupted;
+_Atomic int cr_interrupted;
 
 const char *
 cr_strerror(int code)

@@ -41,8 +41,9 @@ int parse_uint(const char *s, unsigned long long max, unsigned long long *out);
 /* Wipe and free a secret. NULL is a no-op. */
 void secret_free(char *s);
 
-/* Set by the SIGINT/SIGTERM handlers (see signals in main.c). */
-extern volatile int cr_interrupted;
+/* Set by the SIGINT/SIGTERM handlers (see signals in main.c); read by
+ * every thread (a lock-free atomic: safe in a signal handler). */
+extern _Atomic int cr_interrupted;
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
