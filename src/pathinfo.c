@@ -675,12 +675,10 @@ out:
 }
 
 static int
-check_complete(const struct pathinfo_list *l, const unsigned char *want)
+check_complete(const struct pathinfo_list *l)
 {
-    size_t i;
-
-    for (i = 0; i < l->n; i++) {
-        if ((want == NULL || want[i]) && !l->v[i].have_meta) {
+    for (size_t i = 0; i < l->n; i++) {
+        if (!l->v[i].have_meta) {
             log_error("no metadata for '%s'", l->v[i].path);
             return CR_ENIX;
         }
@@ -695,41 +693,6 @@ pathinfo_closure_local(struct host *h,
                        struct pathinfo_list *out)
 {
     return closure_local(h, roots, store, out);
-}
-
-int
-pathinfo_fill_local(struct host *h,
-                    const char *store,
-                    struct pathinfo_list *l,
-                    const unsigned char *want)
-{
-    size_t *idx = xcalloc(l->n ? l->n : 1, sizeof(*idx));
-    size_t n = 0, i = 0;
-    int want_json = 1;
-    int rc = 0;
-
-    while (rc == 0 && i < l->n) {
-        size_t bytes = 0;
-        n = 0;
-        size_t limit = h->is_local ? BATCH_BYTES_LOCAL : BATCH_BYTES;
-        for (; i < l->n && (n == 0 || bytes < limit); i++) {
-            if (want == NULL || want[i]) {
-                idx[n++] = i;
-                bytes += strlen(l->v[i].path) + 1;
-            }
-        }
-        if (n > 0) {
-            rc = batch_local(h, store, l, idx, n, &want_json);
-        }
-    }
-    free(idx);
-    if (rc == 0) {
-        rc = check_complete(l, want);
-    }
-    if (rc == 0) {
-        rc = pathinfo_toposort(l);
-    }
-    return rc;
 }
 
 int
@@ -771,7 +734,17 @@ pathinfo_query_local(struct host *h,
 {
     int rc = closure_local(h, roots, store, out);
 
-    return rc != 0 ? rc : pathinfo_fill_local(h, store, out, NULL);
+    if (rc == 0) {
+        size_t *idx = xcalloc(out->n ? out->n : 1, sizeof(*idx));
+        int want_json = 1;
+
+        for (size_t i = 0; i < out->n; i++) {
+            idx[i] = i;
+        }
+        rc = pathinfo_fill_some(h, store, out, idx, out->n, &want_json);
+        free(idx);
+    }
+    return rc != 0 ? rc : pathinfo_toposort(out);
 }
 
 struct take_ctx {
@@ -852,7 +825,7 @@ pathinfo_query_serve(struct serve_conn *c,
             "cannot query paths on %s: %s", serve_host(c), serve_error(c));
     }
     if (rc == 0) {
-        rc = check_complete(out, NULL);
+        rc = check_complete(out);
     }
     if (rc == 0) {
         rc = pathinfo_toposort(out);

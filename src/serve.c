@@ -24,6 +24,7 @@ struct serve_conn {
     struct strbuf err;
     int hello_pending; /* greeting sent (or queued), answer not read */
     int wfail;         /* a write before the greeting's answer failed */
+    int lost;          /* failed because the SSH session died */
     int ready;         /* greeting answered and accepted */
 };
 
@@ -143,6 +144,9 @@ fail(struct serve_conn *c, int rc, int use_stderr, const char *what)
         if (use_stderr && status > 0) {
             strbuf_addf(&c->err, " (exit status %d)", status);
         }
+        /* The session died (the command said nothing, nor exited): the
+         * SSH layer reports that itself. */
+        c->lost = rc == CR_ESSH && status <= 0;
     }
     strbuf_release(&errtext);
     return c->rc;
@@ -555,7 +559,7 @@ serve_ready(const struct serve_conn *c)
 int
 serve_lost(const struct serve_conn *c)
 {
-    return c->rc == CR_ESSH && strcmp(c->err.buf, "connection lost") == 0;
+    return c->lost;
 }
 
 int

@@ -82,18 +82,13 @@ int pathinfo_query_local(struct host *h,
                          const char *store,
                          struct pathinfo_list *out);
 
-/* The two halves of pathinfo_query_local, so that a copy asks for the
- * metadata of the paths the destination lacks only: the closure (paths,
- * no metadata), then metadata for the paths with want[i] set (all when
- * want is NULL) followed by the topological sort (which reorders l). */
+/* The first half of pathinfo_query_local, so that a copy asks for the
+ * metadata of the paths the destination lacks only (pathinfo_fill_some):
+ * the closure, as Nix lists it, without metadata. */
 int pathinfo_closure_local(struct host *h,
                            const struct strvec *roots,
                            const char *store,
                            struct pathinfo_list *out);
-int pathinfo_fill_local(struct host *h,
-                        const char *store,
-                        struct pathinfo_list *l,
-                        const unsigned char *want);
 
 /* Metadata for the entries idx[0..n) of l only, in as many runs as the
  * argument size needs, without sorting.  *want_json starts at 1; when
