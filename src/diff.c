@@ -6,6 +6,7 @@
 #include "crebuild/util.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -530,6 +531,19 @@ same_versions(const struct diff_change *c)
 }
 
 /* One pname: entries [from, to), before-side first. */
+/* sa - sb as a signed number, saturated (sizes come from the stores'
+ * databases and can be anything). */
+static long long
+size_delta(unsigned long long sa, unsigned long long sb)
+{
+    if (sa >= sb) {
+        return sa - sb > (unsigned long long)LLONG_MAX ? LLONG_MAX
+                                                       : (long long)(sa - sb);
+    }
+    return sb - sa > (unsigned long long)LLONG_MAX ? LLONG_MIN
+                                                   : -(long long)(sb - sa);
+}
+
 static void
 group(struct diff_result *r, const struct entry *e, size_t from, size_t to)
 {
@@ -553,7 +567,7 @@ group(struct diff_result *r, const struct entry *e, size_t from, size_t to)
     }
     c.pname = xstrdup(e[from].pname);
     c.kind = classify(&c);
-    c.size_delta = (long long)sa - (long long)sb;
+    c.size_delta = size_delta(sa, sb);
     r->changes = xreallocarray(r->changes, r->n + 1, sizeof(*r->changes));
     r->changes[r->n++] = c;
 }

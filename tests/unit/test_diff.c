@@ -2,6 +2,8 @@
  * output, and the package diff of the test flake's alpha -> beta. */
 #include "testutil.h"
 
+#include <limits.h>
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -291,6 +293,31 @@ test_closure_parse(void **state)
     diff_closure_release(&c);
 }
 
+/* Sizes as big as a store's database may claim: the per-package size
+ * change saturates instead of overflowing (found by fuzz_diff). */
+static void
+test_huge_size_delta(void **state)
+{
+    struct diff_closure a = DIFF_CLOSURE_INIT, b = DIFF_CLOSURE_INIT;
+    struct diff_result r;
+
+    (void)state;
+    diff_closure_add(
+        &a, "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-foo-1.0", 3);
+    diff_closure_add(
+        &b, "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-foo-2.0", ULLONG_MAX);
+    diff_compute(&a, &b, &r);
+    assert_int_equal(r.n, 1);
+    assert_true(r.changes[0].size_delta == LLONG_MAX);
+    diff_result_release(&r);
+    diff_compute(&b, &a, &r);
+    assert_int_equal(r.n, 1);
+    assert_true(r.changes[0].size_delta == LLONG_MIN);
+    diff_result_release(&r);
+    diff_closure_release(&a);
+    diff_closure_release(&b);
+}
+
 static void
 test_alpha_to_beta(void **state)
 {
@@ -566,6 +593,7 @@ main(void)
         cmocka_unit_test(test_format_size),
         cmocka_unit_test(test_closure_parse),
         cmocka_unit_test(test_alpha_to_beta),
+        cmocka_unit_test(test_huge_size_delta),
         cmocka_unit_test(test_grouping),
         cmocka_unit_test(test_closure_read),
     };
