@@ -49,9 +49,13 @@ struct ssh_conn {
     int alive_interval;
     time_t last_alive;
     int dead;
-    char *err; /* the first error while connecting */
+    int nudged; /* see open_settle */
+    char *err;  /* the first error while connecting */
     struct ssh_chan *chans;
-    ssh_channel spare; /* opened ahead of need (see spare_open) */
+    /* Opened ahead of need (see spare_open): two, so that two commands
+     * can start at once (the copy and the read-only checks). */
+    ssh_channel spare[2];
+    size_t n_spare;
 };
 
 struct ssh_chan {
@@ -260,6 +264,7 @@ own_socket(struct ssh_conn *c, int family, int timeout_s)
     char port[16];
     unsigned int p = 22;
     int fd = -1;
+    int one = 1;
     int rc = CR_ESSH;
 
     if (ssh_options_get(c->s, SSH_OPTIONS_HOST, &host) != SSH_OK) {
@@ -306,6 +311,7 @@ own_socket(struct ssh_conn *c, int family, int timeout_s)
             int fl = fcntl(fd, F_GETFL);
 
             (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+            (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
             c->fd = fd;
             rc = set_opt(c, SSH_OPTIONS_FD, &c->fd, "fd");
             goto out;
@@ -339,6 +345,7 @@ static int
 apply_defaults(struct ssh_conn *c, const struct ssh_target *t)
 {
     long timeout = CR_SSH_CONNECT_TIMEOUT;
+    int one = 1;
     int rc;
 
     rc = set_opt(c, SSH_OPTIONS_HOST, t->host, "host");
@@ -355,6 +362,12 @@ apply_defaults(struct ssh_conn *c, const struct ssh_target *t)
     if (rc == 0) {
         rc = set_opt(
             c, SSH_OPTIONS_CIPHERS_S_C, CR_SSH_DEFAULT_CIPHERS, "Ciphers");
+    }
+    /* From the first byte: the key exchange and login send small packets
+     * back to back, and Nagle would hold each second one until the first
+     * is acknowledged (up to a delayed-ACK timeout, 40 ms on Linux). */
+    if (rc == 0) {
+        rc = set_opt(c, SSH_OPTIONS_NODELAY, &one, "TCP_NODELAY");
     }
     return rc;
 }
@@ -694,8 +707,89 @@ out:
 
 /* ---- login ---- */
 
+/* For auth_direct: a key that needs a passphrase is left to the full
+ * sequence (which asks for it only if the server takes the key). */
 static int
-authenticate(struct ssh_conn *c)
+no_passphrase(const char *prompt,
+              char *buf,
+              size_t len,
+              int echo,
+              int verify,
+              void *userdata)
+{
+    (void)prompt;
+    (void)buf;
+    (void)len;
+    (void)echo;
+    (void)verify;
+    (void)userdata;
+    return -1;
+}
+
+/* ssh-agent is asked first by ssh_userauth_publickey_auto when one is
+ * configured (see apply_target for how IdentitiesOnly and IdentityAgent
+ * none keep it out). */
+static int
+agent_configured(const struct ssh_target *t)
+{
+    const char *sock = getenv("SSH_AUTH_SOCK");
+
+    if (t->identities_only == 1 ||
+        (t->identity_agent != NULL &&
+         strcasecmp(t->identity_agent, "none") == 0)) {
+        return 0;
+    }
+    return t->identity_agent != NULL || (sock != NULL && *sock != '\0');
+}
+
+/* A round trip less in the usual case: without an agent, the first
+ * identity file the full sequence would try (-i/IdentityFile first, then
+ * libssh's ~/.ssh/id_ed25519, id_ecdsa, id_rsa), if it needs no
+ * passphrase, is offered signed at once instead of first asking whether
+ * the server would take it.  SSH_AUTH_DENIED also when nothing was
+ * offered; a refused key is offered again by the full sequence (one more
+ * try counted against the server's MaxAuthTries). */
+static int
+auth_direct(struct ssh_conn *c, const struct ssh_target *t)
+{
+    static const char *const defaults[] = {
+        "~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"};
+    ssh_key key = NULL;
+    char *path = NULL;
+    int rc = SSH_AUTH_DENIED;
+
+    if (agent_configured(t)) {
+        return SSH_AUTH_DENIED;
+    }
+    for (size_t i = 0; path == NULL && i < t->identities.n; i++) {
+        path = expand_tilde(t->identities.v[i]);
+        if (strncmp(path, "pkcs11:", 7) == 0 || access(path, R_OK) != 0) {
+            free(path);
+            path = NULL;
+        }
+    }
+    for (size_t i = 0; path == NULL && i < ARRAY_SIZE(defaults); i++) {
+        path = expand_tilde(defaults[i]);
+        if (access(path, R_OK) != 0) {
+            free(path);
+            path = NULL;
+        }
+    }
+    if (path == NULL) {
+        return SSH_AUTH_DENIED;
+    }
+    if (ssh_pki_import_privkey_file(path, NULL, no_passphrase, NULL, &key) ==
+        SSH_OK) {
+        log_debug("%s: offering %s", c->name, path);
+        rc = ssh_userauth_publickey(c->s, NULL, key);
+        ssh_key_free(key);
+    }
+    free(path);
+    return rc;
+}
+
+static int
+authenticate(struct ssh_conn *c, const struct ssh_target *t)
 {
     int methods = 0;
     int rc;
@@ -705,7 +799,10 @@ authenticate(struct ssh_conn *c)
     /* ssh-agent (when SSH_AUTH_SOCK or IdentityAgent is set), then the
      * identity files: -i/IdentityFile first, then ~/.ssh/id_ed25519,
      * id_ecdsa, id_rsa.  Passphrases go through auth_cb. */
-    rc = ssh_userauth_publickey_auto(c->s, NULL, NULL);
+    rc = auth_direct(c, t);
+    if (rc == SSH_AUTH_DENIED) {
+        rc = ssh_userauth_publickey_auto(c->s, NULL, NULL);
+    }
     if (rc == SSH_AUTH_SUCCESS) {
         return 0;
     }
@@ -1215,7 +1312,7 @@ conn_open(const struct ssh_target *cli,
     }
     rc = verify_host_key(c, t->strict);
     if (rc == 0) {
-        rc = authenticate(c);
+        rc = authenticate(c, t);
     }
     if (rc != 0) {
         goto out;
@@ -1272,9 +1369,8 @@ ssh_conn_free(struct ssh_conn *c)
     while (c->chans != NULL) {
         ssh_chan_abort(c->chans);
     }
-    if (c->spare != NULL) {
-        ssh_channel_free(c->spare);
-        c->spare = NULL;
+    while (c->n_spare > 0) {
+        ssh_channel_free(c->spare[--c->n_spare]);
     }
     conn_disconnect(c);
     free(c->name);
@@ -1479,27 +1575,25 @@ chan_free(struct ssh_chan *ch)
 static void
 spare_open(struct ssh_conn *c)
 {
-    ssh_channel ch = NULL;
-    int rc;
+    while (!c->dead && c->n_spare < ARRAY_SIZE(c->spare)) {
+        ssh_channel ch = ssh_channel_new(c->s);
+        int rc;
 
-    if (c->dead || c->spare != NULL) {
-        return;
+        if (ch == NULL) {
+            return;
+        }
+        ssh_set_blocking(c->s, 0);
+        rc = ssh_channel_open_session(ch);
+        ssh_set_blocking(c->s, 1);
+        if (rc == SSH_ERROR) {
+            log_debug("%s: cannot open a channel ahead: %s",
+                      c->name,
+                      ssh_get_error(c->s));
+            ssh_channel_free(ch);
+            return;
+        }
+        c->spare[c->n_spare++] = ch;
     }
-    ch = ssh_channel_new(c->s);
-    if (ch == NULL) {
-        return;
-    }
-    ssh_set_blocking(c->s, 0);
-    rc = ssh_channel_open_session(ch);
-    ssh_set_blocking(c->s, 1);
-    if (rc == SSH_ERROR) {
-        log_debug("%s: cannot open a channel ahead: %s",
-                  c->name,
-                  ssh_get_error(c->s));
-        ssh_channel_free(ch);
-        return;
-    }
-    c->spare = ch;
 }
 
 /* libssh 0.10 opens channels with a 64000-byte window and grows it only
@@ -1518,6 +1612,38 @@ open_window(struct ssh_chan *ch)
         err_sink(ch, tmp, (size_t)r);
     }
     free(tmp);
+}
+
+/* Wait for the server to confirm channel ch.  OpenSSH's sshd writes its
+ * host keys and debug messages right after the login without
+ * TCP_NODELAY, so the confirmation of the first channel waits behind
+ * them until they are acknowledged: a delayed ACK away (40 ms on Linux;
+ * a proxy on the path delays it the same way).  The first time data
+ * arrives while we wait, an SSH_MSG_IGNORE goes back at once, carrying
+ * the acknowledgement. */
+static int
+open_settle(struct ssh_conn *c, ssh_channel ch)
+{
+    int rc;
+
+    if (!c->nudged) {
+        struct pollfd pfd = {ssh_get_fd(c->s), POLLIN, 0};
+
+        c->nudged = 1;
+        ssh_set_blocking(c->s, 0);
+        rc = ssh_channel_open_session(ch);
+        if (rc == SSH_AGAIN && pfd.fd >= 0 && poll(&pfd, 1, 500) > 0) {
+            rc = ssh_channel_open_session(ch);
+            if (rc == SSH_AGAIN) {
+                (void)ssh_send_ignore(c->s, "");
+            }
+        }
+        ssh_set_blocking(c->s, 1);
+        if (rc != SSH_AGAIN) {
+            return rc;
+        }
+    }
+    return ssh_channel_open_session(ch);
 }
 
 /* The server's answer to our exec request: 0 when accepted or not read
@@ -1574,9 +1700,10 @@ ssh_chan_exec(struct ssh_conn *c,
         log_error("%s: the connection is closed", c->name);
         goto fail;
     }
-    if (c->spare != NULL) {
-        ch->ch = c->spare;
-        c->spare = NULL;
+    if (c->n_spare > 0) {
+        ch->ch = c->spare[0];
+        c->spare[0] = c->spare[1];
+        c->n_spare--;
     } else {
         ch->ch = ssh_channel_new(c->s);
     }
@@ -1594,7 +1721,7 @@ ssh_chan_exec(struct ssh_conn *c,
         log_error("%s: cannot set channel callbacks", c->name);
         goto fail;
     }
-    if (ssh_channel_open_session(ch->ch) != SSH_OK) {
+    if (open_settle(c, ch->ch) != SSH_OK) {
         log_error(
             "%s: cannot open a channel: %s", c->name, ssh_get_error(c->s));
         goto fail;

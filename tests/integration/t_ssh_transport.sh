@@ -144,6 +144,36 @@ assert_eq "wrong key: auth failure" 108 "$rc"
 run "-F none -o UserKnownHostsFile=$KH" -- "root@$IP" true
 assert_eq "no key at all: auth failure" 108 "$rc"
 
+# Without an agent the first identity file is offered signed at once (no
+# "would you take this key" query first: sshd logs such a query as
+# "Postponed publickey").
+SSHD_LOG=$CR_TEST_ROOT/hosts/sshbox/log/sshd.log
+lines=$(wc -l < "$SSHD_LOG")
+run "$BASE" -- "root@$IP" true
+assert_eq "key offered signed at once: login" 0 "$rc"
+assert_not_contains "key offered signed at once: no query first" \
+	"$(tail -n +"$((lines + 1))" "$SSHD_LOG")" "Postponed publickey"
+assert_contains "key offered signed at once: accepted" \
+	"$(tail -n +"$((lines + 1))" "$SSHD_LOG")" "Accepted publickey for root"
+run "-F none -i $W/otherkey -i $KEY -o IdentitiesOnly=yes -o UserKnownHostsFile=$KH" -- "root@$IP" echo second-key
+assert_eq "first key refused when offered at once: the next one logs in" second-key "$out"
+
+# TCP_NODELAY from the first byte (the key exchange and login send small
+# packets back to back), on libssh's socket and on our own (-4).
+for fam in libssh -4; do
+	o=$BASE
+	[ "$fam" = -4 ] && o="$BASE -4"
+	strace -f -qq -e trace=setsockopt,sendto,write -o "$W/nodelay.trace" \
+		env NIX_SSHOPTS="$o" "$R" "root@$IP" true > /dev/null 2>&1 < /dev/null
+	nd=$(grep -n TCP_NODELAY "$W/nodelay.trace" | head -n 1 | cut -d: -f1)
+	banner=$(grep -n '"SSH-2.0-' "$W/nodelay.trace" | head -n 1 | cut -d: -f1)
+	if [ -n "$nd" ] && [ -n "$banner" ] && [ "$nd" -lt "$banner" ]; then
+		ok "TCP_NODELAY set before our banner ($fam socket)"
+	else
+		fail "TCP_NODELAY set before our banner ($fam socket)" "$(head -20 "$W/nodelay.trace")"
+	fi
+done
+
 rm -f "$W/agent.sock"
 eval "$(ssh-agent -a "$W/agent.sock")" > /dev/null
 ssh-add -q "$KEY" 2> /dev/null
