@@ -45,6 +45,12 @@ exec_release(struct exec_ctx *x)
         copy_session_close(x->keep[i]);
     }
     x->n_keep = 0;
+    if (x->early_probe != NULL) {
+        int status = -1;
+
+        (void)x->early_probe->ops->close(x->early_probe, &status, NULL);
+        x->early_probe = NULL;
+    }
     for (size_t i = 0; i < x->n_spare; i++) {
         host_free(x->spare[i]);
     }
@@ -507,6 +513,100 @@ static const char probe_script[] =
     "if [ -d /run/systemd/system ]; then echo systemd=1;\n"
     "else echo systemd=0; fi\n";
 
+/* The probe's command line; *spec gets the specialisation's
+ * switch-to-configuration it looks for (NULL: none; caller frees). */
+static void
+probe_argv(const struct exec_ctx *x,
+           const struct step *s,
+           struct strvec *argv,
+           char **spec)
+{
+    *spec = NULL;
+    if (s->probe_spec != NULL) {
+        *spec = xasprintf("%s/specialisation/%s/bin/switch-to-configuration",
+                          x->vars[VAR_TOPLEVEL] ? x->vars[VAR_TOPLEVEL] : "",
+                          s->probe_spec);
+    }
+    strvec_pushl(argv,
+                 "/bin/sh",
+                 "-c",
+                 probe_script,
+                 "probe",
+                 s->profile ? s->profile : "",
+                 s->probe_version ? x->vars[VAR_TOPLEVEL] : "",
+                 *spec ? *spec : "",
+                 (const char *)NULL);
+}
+
+/* The answer says the system (and the specialisation asked for) is
+ * there: it cannot be changed by a copy, which only adds paths. */
+static int
+probe_found(const struct step *s, const char *spec, const char *out)
+{
+    return (!s->probe_version || strstr(out, "version=1") != NULL) &&
+           (spec == NULL || strstr(out, "spec=1") != NULL);
+}
+
+/* A probe right after a copy to the same remote host starts together
+ * with the copy, on a channel of its own: when nothing has to be copied
+ * (a redeploy) its answer is ready when the copy ends, a round trip
+ * saved.  Its answer is used only if probe_found (see step_probe). */
+static void
+probe_early(struct exec_ctx *x, const struct step *copy, const struct step *s)
+{
+    struct host *h = x->hosts[s->host];
+    struct strvec argv = STRVEC_INIT;
+    struct host_cmd cmd = {0};
+    char *spec = NULL;
+
+    if (x->ret != 0 || cr_interrupted || s->kind != STEP_PROBE ||
+        copy->kind != STEP_COPY || h == NULL || h->is_local ||
+        x->hosts[copy->to] != h || x->early_probe != NULL ||
+        (s->probe_version && x->vars[VAR_TOPLEVEL] == NULL)) {
+        return;
+    }
+    probe_argv(x, s, &argv, &spec);
+    cmd.argv = &argv;
+    if (h->ops->open_stream(h, &cmd, &x->early_probe) == 0) {
+        x->early_probe_step = s;
+        (void)x->early_probe->ops->send_eof(x->early_probe);
+    } else {
+        x->early_probe = NULL;
+    }
+    strvec_clear(&argv);
+    free(spec);
+}
+
+/* The early probe's answer if it ran, succeeded and is still true. */
+static int
+probe_early_answer(struct exec_ctx *x,
+                   const struct step *s,
+                   const char *spec,
+                   struct strbuf *out)
+{
+    struct stream *st = x->early_probe;
+    char buf[4096];
+    ssize_t r;
+    int status = -1, rc;
+
+    if (st == NULL || x->early_probe_step != s) {
+        return 0;
+    }
+    x->early_probe = NULL;
+    while ((r = st->ops->read(st, buf, sizeof(buf))) > 0) {
+        if (out->len + (size_t)r <= (64u << 10)) {
+            strbuf_add(out, buf, (size_t)r);
+        }
+    }
+    rc = st->ops->close(st, &status, NULL);
+    if (r == 0 && rc == 0 && status == 0 && probe_found(s, spec, out->buf)) {
+        log_debug("%s: checked during the copy", x->hosts[s->host]->name);
+        return 1;
+    }
+    strbuf_reset(out);
+    return 0;
+}
+
 static int
 step_probe(struct exec_ctx *x, const struct step *s)
 {
@@ -517,30 +617,19 @@ step_probe(struct exec_ctx *x, const struct step *s)
     char *spec = NULL;
     int status = -1, rc, ret = 0;
 
-    if (s->probe_spec != NULL) {
-        spec = xasprintf("%s/specialisation/%s/bin/switch-to-configuration",
-                         x->vars[VAR_TOPLEVEL] ? x->vars[VAR_TOPLEVEL] : "",
-                         s->probe_spec);
-    }
-    strvec_pushl(&argv,
-                 "/bin/sh",
-                 "-c",
-                 probe_script,
-                 "probe",
-                 s->profile ? s->profile : "",
-                 s->probe_version ? x->vars[VAR_TOPLEVEL] : "",
-                 spec ? spec : "",
-                 (const char *)NULL);
-    out.max = 64 << 10;
-    cmd.argv = &argv;
-    cmd.out = &out;
-    rc = host_run(h, &cmd, &status);
-    if (rc != 0 || status != 0) {
-        if (rc != CR_ESSH) {
-            log_error("cannot inspect %s before changing it", h->name);
+    probe_argv(x, s, &argv, &spec);
+    if (!probe_early_answer(x, s, spec, &out)) {
+        out.max = 64 << 10;
+        cmd.argv = &argv;
+        cmd.out = &out;
+        rc = host_run(h, &cmd, &status);
+        if (rc != 0 || status != 0) {
+            if (rc != CR_ESSH) {
+                log_error("cannot inspect %s before changing it", h->name);
+            }
+            ret = rc == CR_EINTR ? 130 : 1;
+            goto out;
         }
-        ret = rc == CR_EINTR ? 130 : 1;
-        goto out;
     }
     x->systemd[s->host] = strstr(out.buf, "systemd=1") != NULL ? 1 : 0;
     if (s->profile != NULL) {
@@ -1090,6 +1179,9 @@ exec_plan(struct exec_ctx *x, const struct plan *p)
         first = x->early_n;
     }
     for (size_t i = first; i < p->n; i++) {
+        if (i + 1 < p->n) {
+            probe_early(x, &p->steps[i], &p->steps[i + 1]);
+        }
         exec_one(x, &p->steps[i]);
     }
     int ret = x->ret;

@@ -30,6 +30,9 @@ struct exec_ctx {
     struct host *spare[4];
     size_t n_spare;
     int systemd[PH_COUNT]; /* systemd runs there: 1, 0, -1 unknown */
+    /* The probe step after a copy, started with the copy (probe_early). */
+    struct stream *early_probe;
+    const struct step *early_probe_step;
     /* exec_plan's bookkeeping (exit status so far, what has happened). */
     int ret, announced, profile_set, activated;
     /* exec_start: the leading local steps, run in a thread meanwhile. */

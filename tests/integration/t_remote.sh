@@ -25,8 +25,10 @@ gens() { ls "$(host_path $T $P)" | grep -c '^system-[0-9]*-link$'; }
 on_target() { host_exec $T "$@"; }
 
 # --- switch as a sudo user, default attribute = the target's host name -------
-out=$(cr switch --flake "path:$flake" --target-host crdeploy@target1 --sudo 2>"$work/err"); rc=$?
+out=$(cr switch --flake "path:$flake" --target-host crdeploy@target1 --sudo -v 2>"$work/err"); rc=$?
 assert_eq "remote switch exits 0" 0 "$rc"
+assert_not_contains "cold deploy: the checks that ran with the copy (system not there yet) are redone" \
+	"$(cat "$work/err")" "checked during the copy"
 assert_match "attribute from the target's host name" "$out" '^/nix/store/[a-z0-9]{32}-nixos-system-target1-'
 assert_eq "target profile -> generation 1" "system-1-link" "$(tprofile $P/system)"
 assert_eq "generation 1 = the system" "$out" "$(tprofile $P/system-1-link)"
@@ -37,9 +39,21 @@ check_fails "deployer's own profile untouched" host_exec deployer1 test -e $P/sy
 assert_contains "copy summary printed" "$(cat "$work/err")" "copied "
 
 # --- nothing to copy on a second run ----------------------------------------
-err=$(cr switch --flake "path:$flake" --target-host crdeploy@target1 --sudo 2>&1 >/dev/null); rc=$?
+err=$(cr switch --flake "path:$flake" --target-host crdeploy@target1 --sudo -v 2>&1 >/dev/null); rc=$?
 assert_eq "redeploy exits 0" 0 "$rc"
 assert_contains "redeploy copies nothing" "$err" "copied 0 paths"
+assert_contains "redeploy: the read-only checks ran with the copy" "$err" "checked during the copy"
+assert_eq "redeploy: same system, still generation 1" "system-1-link" "$(tprofile $P/system)"
+assert_contains "redeploy: stc switch" "$(log | tail -n 1)" "switch NIXOS_INSTALL_BOOTLOADER=0"
+
+# --- a system without nixos-version is refused, also when already there -----
+for i in 1 2; do
+	n=$(gens); c=$(nlog)
+	err=$(cr switch --flake "path:$flake#nover" --target-host crdeploy@target1 --sudo 2>&1 >/dev/null); rc=$?
+	assert_eq "no nixos-version (run $i): exit 1" 1 "$rc"
+	assert_contains "no nixos-version (run $i): ng's message" "$err" "missing essential files"
+	assert_eq "no nixos-version (run $i): target untouched" "$n/$c" "$(gens)/$(nlog)"
+done
 
 # --- boot, test, dry-activate, build, dry-build ---------------------------------
 out=$(cr boot --flake "path:$flake#beta" --target-host crdeploy@target1 --sudo --install-bootloader 2>/dev/null); rc=$?
