@@ -569,6 +569,8 @@ probe_early(struct exec_ctx *x, const struct step *copy, const struct step *s)
     cmd.argv = &argv;
     if (h->ops->open_stream(h, &cmd, &x->early_probe) == 0) {
         x->early_probe_step = s;
+        x->early_probe_local =
+            x->hosts[copy->from] != NULL && x->hosts[copy->from]->is_local;
         (void)x->early_probe->ops->send_eof(x->early_probe);
     } else {
         x->early_probe = NULL;
@@ -577,7 +579,57 @@ probe_early(struct exec_ctx *x, const struct step *copy, const struct step *s)
     free(spec);
 }
 
-/* The early probe's answer if it ran, succeeded and is still true. */
+/* `test -f` here. */
+static int
+is_file(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The system was not on the target yet when the early probe ran, and the
+ * copy brought it from this machine: a store path has the same content
+ * everywhere, so its files are checked here, and out gets the lines the
+ * probe would give now.  0 when they are missing here too. */
+static int
+probe_here(const struct exec_ctx *x,
+           const struct step *s,
+           const char *spec,
+           struct strbuf *out)
+{
+    struct strbuf kept = STRBUF_INIT;
+    char *v = NULL;
+    int found;
+
+    if (x->vars[VAR_TOPLEVEL] == NULL) {
+        return 0;
+    }
+    v = xasprintf("%s/nixos-version", x->vars[VAR_TOPLEVEL]);
+    found =
+        (!s->probe_version || is_file(v)) && (spec == NULL || is_file(spec));
+    free(v);
+    if (!found) {
+        return 0;
+    }
+    for (const char *l = out->buf; *l != '\0';) {
+        size_t n = strcspn(l, "\n");
+
+        if (strncmp(l, "version=", 8) != 0 && strncmp(l, "spec=", 5) != 0) {
+            strbuf_add(&kept, l, n);
+            strbuf_addstr(&kept, "\n");
+        }
+        l += n + (l[n] == '\n');
+    }
+    strbuf_addstr(&kept, "version=1\nspec=1\n");
+    strbuf_reset(out);
+    strbuf_add(out, kept.buf, kept.len);
+    strbuf_release(&kept);
+    return 1;
+}
+
+/* The early probe's answer if it ran, succeeded and is still true (or
+ * probe_here says so; this saves the round trip of a cold deploy too). */
 static int
 probe_early_answer(struct exec_ctx *x,
                    const struct step *s,
@@ -587,7 +639,7 @@ probe_early_answer(struct exec_ctx *x,
     struct stream *st = x->early_probe;
     char buf[4096];
     ssize_t r;
-    int status = -1, rc;
+    int status = -1, rc, ok;
 
     if (st == NULL || x->early_probe_step != s) {
         return 0;
@@ -599,8 +651,14 @@ probe_early_answer(struct exec_ctx *x,
         }
     }
     rc = st->ops->close(st, &status, NULL);
-    if (r == 0 && rc == 0 && status == 0 && probe_found(s, spec, out->buf)) {
+    ok = r == 0 && rc == 0 && status == 0;
+    if (ok && probe_found(s, spec, out->buf)) {
         log_debug("%s: checked during the copy", x->hosts[s->host]->name);
+        return 1;
+    }
+    if (ok && x->early_probe_local && probe_here(x, s, spec, out)) {
+        log_debug("%s: checked during the copy (the system's files here)",
+                  x->hosts[s->host]->name);
         return 1;
     }
     strbuf_reset(out);

@@ -33,6 +33,7 @@ struct exec_ctx {
     /* The probe step after a copy, started with the copy (probe_early). */
     struct stream *early_probe;
     const struct step *early_probe_step;
+    int early_probe_local; /* that copy came from this machine */
     /* exec_plan's bookkeeping (exit status so far, what has happened). */
     int ret, announced, profile_set, activated;
     /* exec_start: the leading local steps, run in a thread meanwhile. */
