@@ -143,6 +143,14 @@ step_run(struct exec_ctx *x, const struct step *s)
     struct host_cmd cmd = {0};
     int status = -1, rc, ret = 0;
 
+    if (s->sets_profile && x->profile_is_top[s->host]) {
+        log_debug("%s: %s is already at generation %s, the newest, which is "
+                  "this system: nix-env --set would change nothing",
+                  h->name,
+                  s->argv.n > 2 ? s->argv.v[2] : "the profile",
+                  x->vars[VAR_PREVGEN]);
+        return 0;
+    }
     expand_argv(x, &s->argv, &argv);
     out.max = 64 << 20;
     cmd.argv = &argv;
@@ -504,7 +512,11 @@ generation_number(const char *profile, const char *link)
 static const char probe_script[] =
     "p=$1; top=$2; spec=$3\n"
     "if [ -n \"$p\" ] && g=$(readlink \"$p\" 2>/dev/null); then\n"
-    "  echo \"gen=${g##*/}\"; fi\n"
+    "  echo \"gen=${g##*/}\"; n=0\n"
+    "  for l in \"$p\"-*-link; do k=${l#\"$p\"-}; k=${k%-link}\n"
+    "    case $k in ''|*[!0-9]*) continue;; esac\n"
+    "    [ \"${#k}\" -lt 10 ] && [ \"$k\" -gt \"$n\" ] && n=$k; done\n"
+    "  [ \"$n\" -gt 0 ] && echo \"last=$n $(readlink \"$p-$n-link\")\"; fi\n"
     "if [ -n \"$top\" ]; then\n"
     "  if [ -f \"$top/nixos-version\" ]; then echo version=1;\n"
     "  else echo version=0; fi; fi\n"
@@ -538,13 +550,42 @@ probe_argv(const struct exec_ctx *x,
                  (const char *)NULL);
 }
 
+/* The value of the probe's line "KEY=value" (key includes the '='), up to
+ * the end of the line; NULL when there is no such line. */
+static const char *
+probe_get(const char *out, const char *key, size_t *len)
+{
+    size_t k = strlen(key);
+
+    for (const char *l = out; *l != '\0';) {
+        size_t n = strcspn(l, "\n");
+
+        if (n >= k && strncmp(l, key, k) == 0) {
+            *len = n - k;
+            return l + k;
+        }
+        l += n + (l[n] == '\n');
+    }
+    return NULL;
+}
+
+/* The probe's line KEY=value has exactly that value. */
+static int
+probe_is(const char *out, const char *key, const char *value)
+{
+    size_t len = 0;
+    const char *v = probe_get(out, key, &len);
+
+    return v != NULL && len == strlen(value) && strncmp(v, value, len) == 0;
+}
+
 /* The answer says the system (and the specialisation asked for) is
  * there: it cannot be changed by a copy, which only adds paths. */
 static int
 probe_found(const struct step *s, const char *spec, const char *out)
 {
-    return (!s->probe_version || strstr(out, "version=1") != NULL) &&
-           (spec == NULL || strstr(out, "spec=1") != NULL);
+    return (!s->probe_version || probe_is(out, "version=", "1")) &&
+           (spec == NULL || probe_is(out, "spec=", "1"));
 }
 
 /* A probe right after a copy to the same remote host starts together
@@ -665,6 +706,37 @@ probe_early_answer(struct exec_ctx *x,
     return 0;
 }
 
+/* What the probe says about the profile: its current generation (the one
+ * magic rollback and interrupts go back to), and whether nix-env --set
+ * would change nothing: Nix adds no generation when the newest one
+ * already is the system, so when that one is also current the profile
+ * stays exactly as it is. */
+static void
+probe_profile(struct exec_ctx *x, const struct step *s, const char *out)
+{
+    size_t len = 0, llen = 0;
+    const char *g = probe_get(out, "gen=", &len);
+    const char *last = probe_get(out, "last=", &llen);
+    const char *top = x->vars[VAR_TOPLEVEL];
+
+    x->profile_is_top[s->host] = 0;
+    if (g == NULL) {
+        return;
+    }
+    char *link = xstrndup(g, len);
+    free(x->vars[VAR_PREVGEN]);
+    x->vars[VAR_PREVGEN] = generation_number(s->profile, link);
+    free(link);
+    if (last != NULL && x->vars[VAR_PREVGEN] != NULL && top != NULL) {
+        size_t n = strlen(x->vars[VAR_PREVGEN]);
+
+        x->profile_is_top[s->host] =
+            llen == n + 1 + strlen(top) &&
+            strncmp(last, x->vars[VAR_PREVGEN], n) == 0 && last[n] == ' ' &&
+            strncmp(last + n + 1, top, strlen(top)) == 0;
+    }
+}
+
 static int
 step_probe(struct exec_ctx *x, const struct step *s)
 {
@@ -689,23 +761,17 @@ step_probe(struct exec_ctx *x, const struct step *s)
             goto out;
         }
     }
-    x->systemd[s->host] = strstr(out.buf, "systemd=1") != NULL ? 1 : 0;
+    x->systemd[s->host] = probe_is(out.buf, "systemd=", "1");
     if (s->profile != NULL) {
-        const char *g = strstr(out.buf, "gen=");
-        if (g != NULL) {
-            char *link = xstrndup(g + 4, strcspn(g + 4, "\n"));
-            free(x->vars[VAR_PREVGEN]);
-            x->vars[VAR_PREVGEN] = generation_number(s->profile, link);
-            free(link);
-        }
+        probe_profile(x, s, out.buf);
     }
-    if (s->probe_version && strstr(out.buf, "version=1") == NULL) {
+    if (s->probe_version && !probe_is(out.buf, "version=", "1")) {
         log_error("your NixOS configuration path seems to be missing "
                   "essential files; to skip this check, set "
                   "NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_"
                   "MY_SYSTEM");
         ret = 1;
-    } else if (spec != NULL && strstr(out.buf, "spec=1") == NULL) {
+    } else if (spec != NULL && !probe_is(out.buf, "spec=", "1")) {
         log_error("specialisation not found: %s", s->probe_spec);
         ret = 1;
     }

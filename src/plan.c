@@ -394,6 +394,7 @@ set_profile(struct ctx *c)
                  (const char *)NULL);
     s->elevate = 1;
     s->phase = "profile";
+    s->sets_profile = 1;
 }
 
 static int

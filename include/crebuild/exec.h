@@ -30,6 +30,9 @@ struct exec_ctx {
     struct host *spare[4];
     size_t n_spare;
     int systemd[PH_COUNT]; /* systemd runs there: 1, 0, -1 unknown */
+    /* The probe found the profile at its newest generation, which already
+     * is @toplevel@: nix-env --set would change nothing. */
+    int profile_is_top[PH_COUNT];
     /* The probe step after a copy, started with the copy (probe_early). */
     struct stream *early_probe;
     const struct step *early_probe_step;

@@ -63,6 +63,9 @@ struct step {
     int always;        /* runs even after an earlier failure (clean-up) */
     int interactive;   /* give it the terminal */
     int out_to_stdout; /* its stdout is ours (edit, repl, dry-activate) */
+    /* nix-env --set @toplevel@: not run when the probe found that it
+     * would change nothing (see step_run). */
+    int sets_profile;
     enum capture capture;
     enum plan_var var; /* capture destination / path to copy */
     char *fail_msg;    /* replaces the generic failure message */

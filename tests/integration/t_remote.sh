@@ -43,6 +43,8 @@ err=$(cr switch --flake "path:$flake" --target-host crdeploy@target1 --sudo -v 2
 assert_eq "redeploy exits 0" 0 "$rc"
 assert_contains "redeploy copies nothing" "$err" "copied 0 paths"
 assert_contains "redeploy: the read-only checks ran with the copy" "$err" "checked during the copy"
+assert_contains "redeploy: profile at its newest generation, already this system: nix-env --set not run" \
+	"$err" "nix-env --set would change nothing"
 assert_eq "redeploy: same system, still generation 1" "system-1-link" "$(tprofile $P/system)"
 assert_contains "redeploy: stc switch" "$(log | tail -n 1)" "switch NIXOS_INSTALL_BOOTLOADER=0"
 
@@ -96,6 +98,22 @@ assert_contains "rollback activates the profile" "$(log | tail -n 1)" "argv0=$P/
 out=$(cr test --rollback --target-host crdeploy@target1 --sudo 2>/dev/null); rc=$?
 assert_eq "remote test --rollback exits 0" 0 "$rc"
 assert_contains "test --rollback activates generation 2" "$(log | tail -n 1)" "argv0=$P/system-2-link/bin/switch-to-configuration"
+# The current generation (1) is this system but not the newest (2): nix-env
+# --set adds generation 3, so crebuild runs it, as nixos-rebuild does.
+err=$(cr switch --flake "path:$flake" --target-host crdeploy@target1 --sudo -v 2>&1 >/dev/null); rc=$?
+assert_eq "deploy of the rolled-back-to system exits 0" 0 "$rc"
+assert_not_contains "after a rollback: nix-env --set runs" "$err" "would change nothing"
+assert_eq "after a rollback: generation 3, as nix-env makes it" "system-3-link" "$(tprofile $P/system)"
+assert_eq "generation 3 = generation 1's system" "$(tprofile $P/system-1-link)" "$(tprofile $P/system-3-link)"
+# The newest generation (3) is this system but not the current one (2):
+# nix-env --set switches the profile back to 3 without adding one.
+cr switch --rollback --target-host crdeploy@target1 --sudo > /dev/null 2>&1
+assert_eq "rolled back to generation 2" "system-2-link" "$(tprofile $P/system)"
+err=$(cr switch --flake "path:$flake" --target-host crdeploy@target1 --sudo -v 2>&1 >/dev/null); rc=$?
+assert_eq "deploy of the newest generation's system exits 0" 0 "$rc"
+assert_not_contains "newest is this system but not current: nix-env --set runs" "$err" "would change nothing"
+assert_eq "profile back at generation 3, no generation 4" "system-3-link/no" \
+	"$(tprofile $P/system)/$(test -e "$(host_path $T $P/system-4-link)" && echo yes || echo no)"
 out=$(cr switch --flake "path:$flake#alpha" -c extra -p web --target-host crdeploy@target1 --sudo 2>/dev/null); rc=$?
 assert_eq "remote specialisation + profile exits 0" 0 "$rc"
 assert_eq "profile web-1-link on the target" "$out" "$(tprofile $P/system-profiles/web-1-link)"
