@@ -3,7 +3,8 @@
  *   peakrss RESULTFILE CMD [ARG]...
  *
  * Appends one line to RESULTFILE:
- *   wall=<seconds> self_kib=<VmHWM of CMD itself> tree_kib=<ru_maxrss> rc=<status>
+ *   wall=<seconds> self_kib=<VmHWM of CMD itself> tree_kib=<ru_maxrss>
+ *   cpu=<user+system seconds of CMD and the descendants it waited for> rc=<status>
  * self_kib is the high-water mark of CMD's own process, read from
  * /proc/PID/status when it exits (a ptrace exit stop, taken before its memory
  * is released); children it starts (nix, ssh, ...) are not included.  tree_kib
@@ -122,8 +123,11 @@ main(int argc, char **argv)
         perror(argv[1]);
         return 2;
     }
-    fprintf(out, "wall=%.3f self_kib=%ld tree_kib=%ld rc=%d\n", now() - t0, self,
-            ru.ru_maxrss, rc);
+    fprintf(out, "wall=%.3f self_kib=%ld tree_kib=%ld cpu=%.3f rc=%d\n",
+            now() - t0, self, ru.ru_maxrss,
+            (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
+            rc);
     fclose(out);
     return rc;
 }

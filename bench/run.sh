@@ -204,7 +204,7 @@ failed() {
 CR_WALL=() CR_SELF=() CR_TREE=() CR_COPY=() CR_COPIED=()
 CR_PH_BUILD=() CR_PH_COPY=() CR_PH_PROFILE=() CR_PH_ACTIVATE=() CR_PH_OTHER=()
 cr_reset() {
-	CR_WALL=() CR_SELF=() CR_TREE=() CR_COPY=() CR_COPIED=()
+	CR_WALL=() CR_SELF=() CR_TREE=() CR_CPU=() CR_COPY=() CR_COPIED=()
 	CR_PH_BUILD=() CR_PH_COPY=() CR_PH_PROFILE=() CR_PH_ACTIVATE=() CR_PH_OTHER=()
 }
 # phase EVENTSFILE NAME: seconds of phase NAME (from crebuild --events).
@@ -230,6 +230,7 @@ run_crebuild() {
 	CR_WALL+=("$(field wall "$RES")")
 	CR_SELF+=("$(field self_kib "$RES")")
 	CR_TREE+=("$(field tree_kib "$RES")")
+	CR_CPU+=("$(field cpu "$RES")")
 	local s
 	s=$(grep -o 'copied [0-9]* paths, [0-9.]* MiB in [0-9.]* s' "$log" | tail -n 1)
 	CR_COPIED+=("$(awk '{ print $2 }' <<< "$s")")
@@ -512,12 +513,13 @@ if [[ " $SCEN " == *" 3 "* ]]; then
 	host_exec "$DEP" bash -c 'nix-store -qR "$1" | while read -r p; do find "$p" -type f -exec cat {} +; done > /dev/null' \
 		sh "${TOP[big]}"
 	cr_reset; FLOOR=() SI=()
-	SSH_T=()
+	SSH_T=() SSH_CPU=()
 	for i in $(seq "$REPS"); do
 		fresh_target
 		run_crebuild "$cfg" "s3-crebuild-$i"
 		if measure "$LOGS/s3-ssh-$i.log" bash -c 'ssh "$1" "cat > /dev/null" < "$2"' sh "$THOST" "$W/big.export"; then
 			SSH_T+=("$(field wall "$RES")")
+			SSH_CPU+=("$(field cpu "$RES")")
 			say "  ssh cat >/dev/null of $mib MiB: $(field wall "$RES") s"
 		else
 			failed "ssh $THOST 'cat >/dev/null' < big.export" "$LOGS/s3-ssh-$i.log"
@@ -531,7 +533,8 @@ if [[ " $SCEN " == *" 3 "* ]]; then
 		r=$(paired CR_COPY SSH_T)
 		row "3 ${BIGN}x${BIGMIB} MiB, plain link" "$c s" "$a s" "${r}x" "<= 1.11x (speed >= 0.9x)" \
 			"$(verdict "$r <= 1/0.9")" "$f s" "$(si_cell)" "$(rss_cell)"
-		NOTES+=("3: crebuild copy step $c s = $(calc "$mib / $c") MiB/s; ssh ($cipher) cat >/dev/null $(calc "$mib / $a") MiB/s; crebuild speed = $(calc "1 / $r")x ssh's (paired); crebuild's copy step = $(paired CR_COPY FLOOR)x floor (the target writing and hashing the data is the bound); whole crebuild switch $(median "${CR_WALL[@]}") s; floor = target's nix-store --import of the same closure (hashing + writing $mib MiB)")
+		NOTES+=("3: crebuild copy step $c s = $(calc "$mib / $c") MiB/s; ssh ($cipher) cat >/dev/null $(calc "$mib / $a") MiB/s; crebuild speed = $(calc "1 / $r")x ssh's (paired); whole crebuild switch $(median "${CR_WALL[@]}") s; floor = target's nix-store --import of the same closure (hashing + writing $mib MiB; nix-store --import holds each NAR in memory, --serve does not)")
+		NOTES+=("3: CPU on the deployer: crebuild $(median "${CR_CPU[@]}") s (with its nix children; it reads and SHA-256-hashes the $mib MiB it sends and encrypts them), ssh $(median "${SSH_CPU[@]}") s (encrypts only); the target's sshd and nix-store (decrypt, hash, write) share the same 2 cores")
 	else
 		row "3 ${BIGN}x${BIGMIB} MiB, plain link" "FAILED" "" "" "<= 1.11x" "NO" "" "" ""
 	fi
