@@ -763,6 +763,17 @@ copy_closure(struct host *src,
     return rc;
 }
 
+void
+copy_session_release(struct copy_session *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    serve_release(s->conn);
+    free(s->name);
+    free(s);
+}
+
 int
 copy_session_close(struct copy_session *s)
 {

@@ -42,7 +42,7 @@ void
 exec_release(struct exec_ctx *x)
 {
     for (size_t i = 0; i < x->n_keep; i++) {
-        copy_session_close(x->keep[i]);
+        copy_session_release(x->keep[i]);
     }
     x->n_keep = 0;
     if (x->early_probe != NULL) {

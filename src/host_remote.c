@@ -419,12 +419,23 @@ rs_close(struct stream *s, int *status, struct strbuf *err)
     return rc;
 }
 
+static void
+rs_release(struct stream *s)
+{
+    struct remote_stream *rs = (struct remote_stream *)s;
+
+    ssh_chan_release(rs->ch);
+    strbuf_release(&rs->err);
+    free(rs);
+}
+
 static const struct stream_ops remote_stream_ops = {
     .write = rs_write,
     .read = rs_read,
     .read_nb = rs_read_nb,
     .send_eof = rs_send_eof,
     .close = rs_close,
+    .release = rs_release,
 };
 
 static int

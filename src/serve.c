@@ -925,6 +925,22 @@ serve_finish(struct serve_conn *c)
 }
 
 void
+serve_release(struct serve_conn *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    if (c->s != NULL && c->rc == 0 && c->pending == 0 && c->wlen == 0 &&
+        !c->hello_pending && c->s->ops->release != NULL) {
+        c->s->ops->release(c->s);
+        c->s = NULL;
+    } else {
+        (void)serve_finish(c);
+    }
+    serve_free(c);
+}
+
+void
 serve_free(struct serve_conn *c)
 {
     if (c == NULL) {

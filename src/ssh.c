@@ -2041,6 +2041,19 @@ ssh_chan_free(struct ssh_chan *ch)
     chan_free(ch);
 }
 
+void
+ssh_chan_release(struct ssh_chan *ch)
+{
+    if (ch == NULL) {
+        return;
+    }
+    if (ch->ch != NULL && !ch->conn->dead && ssh_channel_is_open(ch->ch) &&
+        exec_settle(ch, 1) == 0) {
+        (void)ssh_channel_send_eof(ch->ch);
+    }
+    chan_free(ch);
+}
+
 int
 ssh_chan_close(struct ssh_chan *ch, int *status)
 {

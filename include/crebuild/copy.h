@@ -85,5 +85,9 @@ int copy_closure(struct host *src,
 /* Send EOF on a kept connection, wait for the remote to exit, release.
  * 0 or a CR_E* code (logged).  NULL is a no-op. */
 int copy_session_close(struct copy_session *s);
+/* Send EOF on a kept connection and release it without waiting for the
+ * remote (serve_release): the end of a run, when its status no longer
+ * matters.  NULL is a no-op. */
+void copy_session_release(struct copy_session *s);
 
 #endif

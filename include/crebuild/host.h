@@ -29,6 +29,9 @@ struct stream_ops {
     /* Wait for exit, release everything.  *status gets the exit status
      * (128+signal, or -1 if unknown), err the collected stderr. */
     int (*close)(struct stream *s, int *status, struct strbuf *err);
+    /* Optional: send EOF and release without waiting for the command,
+     * which finishes by itself (its status and stderr are not read). */
+    void (*release)(struct stream *s);
 };
 struct stream {
     const struct stream_ops *ops;

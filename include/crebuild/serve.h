@@ -170,6 +170,12 @@ int serve_finish(struct serve_conn *c);
 /* Release; a connection still open is aborted first.  NULL is a no-op. */
 void serve_free(struct serve_conn *c);
 
+/* Done with a connection whose requests were all answered: send EOF and
+ * release it without waiting for the remote to exit (a round trip less
+ * at the end of a deploy).  Otherwise, or when the stream cannot do
+ * that, serve_finish then serve_free.  NULL is a no-op. */
+void serve_release(struct serve_conn *c);
+
 /* Reduce a remote's stderr to one line: the first "error:" line (prefix
  * removed) joined with its indented continuation lines, terminal escapes
  * stripped; failing that the last non-empty line.  Appends to out. */

@@ -111,6 +111,9 @@ int ssh_chan_finish(struct ssh_chan *ch, int *status);
 /* Free the channel; a command still running is sent SIGINT and EOF first.
  * NULL is a no-op. */
 void ssh_chan_free(struct ssh_chan *ch);
+/* Send EOF, close and free without waiting: the command ends by itself
+ * at end of input (its exit status is not read).  NULL is a no-op. */
+void ssh_chan_release(struct ssh_chan *ch);
 /* ssh_chan_finish then ssh_chan_free: the channel is freed on every path. */
 int ssh_chan_close(struct ssh_chan *ch, int *status);
 /* Interrupt: send SIGINT and EOF, close and free without waiting. */

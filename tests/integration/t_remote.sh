@@ -47,6 +47,9 @@ assert_contains "redeploy: profile at its newest generation, already this system
 	"$err" "nix-env --set would change nothing"
 assert_eq "redeploy: same system, still generation 1" "system-1-link" "$(tprofile $P/system)"
 assert_contains "redeploy: stc switch" "$(log | tail -n 1)" "switch NIXOS_INSTALL_BOOTLOADER=0"
+# crebuild does not wait for the serve process at the end; it ends by itself.
+for _ in $(seq 30); do pgrep -f "nix-store --serve" > /dev/null || break; sleep 0.1; done
+check_fails "no nix-store --serve left running after the deploy" pgrep -f "nix-store --serve"
 
 # --- a system without nixos-version is refused, also when already there -----
 for i in 1 2; do

@@ -38,6 +38,7 @@ struct fake {
     size_t fail_write_at; /* writes beyond this many bytes fail */
     int eof_sent;
     int closed;
+    int released; /* let go without waiting (fake_ops_release) */
 };
 
 static inline size_t
@@ -133,8 +134,26 @@ fake_close(struct stream *s, int *status, struct strbuf *err)
     return 0;
 }
 
+static inline void
+fake_let_go(struct stream *s)
+{
+    struct fake *f = (struct fake *)s;
+
+    assert_false(f->closed);
+    assert_false(f->released);
+    f->eof_sent = 1;
+    f->released = 1;
+}
+
 static const struct stream_ops fake_ops = {
-    fake_write, fake_read, fake_read_nb, fake_send_eof, fake_close};
+    fake_write, fake_read, fake_read_nb, fake_send_eof, fake_close, NULL};
+/* A stream that can be let go of without waiting (as remote ones). */
+static const struct stream_ops fake_ops_release = {fake_write,
+                                                   fake_read,
+                                                   fake_read_nb,
+                                                   fake_send_eof,
+                                                   fake_close,
+                                                   fake_let_go};
 
 static inline void
 fake_init(struct fake *f)

@@ -757,6 +757,44 @@ test_keep_session(void **state)
     fake_release(&dst);
 }
 
+/* The end of a run: a kept session whose uploads were all answered is let
+ * go of without waiting for the remote; a stream that cannot do that is
+ * closed as by copy_session_close. */
+static void
+test_release_session(void **state)
+{
+    for (int can = 0; can <= 1; can++) {
+        struct fake dst;
+        struct fhost src, dsth;
+        struct copy_opts o;
+        struct copy_session *keep = NULL;
+        struct strvec roots = STRVEC_INIT;
+
+        (void)state;
+        log_reset();
+        fake_init(&dst);
+        if (can) {
+            dst.s.ops = &fake_ops_release;
+        }
+        script_dst(&dst, NULL, 0, 3);
+        fhost_init(&src, "localhost", 1, NULL);
+        fhost_init(&dsth, "target", 0, &dst);
+        opts_for_fakes(&o);
+        strvec_push(&roots, fxs[TOP].path);
+        assert_int_equal(copy_closure(&src.h, &dsth.h, &roots, &o, NULL, &keep),
+                         0);
+        assert_non_null(keep);
+        copy_session_release(keep);
+        assert_true(dst.eof_sent);
+        assert_int_equal(dst.released, can);
+        assert_int_equal(dst.closed, !can);
+        copy_session_release(NULL);
+        strvec_clear(&roots);
+        strvec_clear(&dsth.last_argv);
+        fake_release(&dst);
+    }
+}
+
 static void
 test_source_query_fails(void **state)
 {
@@ -1498,6 +1536,7 @@ main(void)
         cmocka_unit_test(test_remote_error_mid_copy),
         cmocka_unit_test(test_dst_not_serving),
         cmocka_unit_test(test_keep_session),
+        cmocka_unit_test(test_release_session),
         cmocka_unit_test(test_source_query_fails),
         cmocka_unit_test(test_relay_from_remote_source),
         cmocka_unit_test(test_relay_corrupt_source),
