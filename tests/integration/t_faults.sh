@@ -345,7 +345,7 @@ consistent "target store full" ft-full - -
 host_down ft-full
 
 # --- connection cut -------------------------------------------------------------------------
-# Through a TCP proxy (lib/delayproxy.py) that is killed at the right moment.
+# Through a TCP proxy (tests/tools/delayproxy.c) that is killed at the right moment.
 port=2451
 viaproxy() { NIX_SSHOPTS="-p $port" cr "$1" --flake "path:$flake#$2" --target-host crdeploy@127.0.0.1 --sudo "${@:3}"; }
 proxy_up() { port=$((port + 1)); host_delay_proxy $T "$1" $port > /dev/null || fail "delay proxy $port"; }

@@ -620,11 +620,15 @@ cr__known_hosts_del() {
 # Adds a known_hosts line for [127.0.0.1]:LISTEN_PORT.  Stopped by host_down
 # (or host_delay_proxy_stop NAME PORT).
 host_delay_proxy() {
-	local name=$1 rtt=$2 port=$3 dir ip i
+	local name=$1 rtt=$2 port=$3 dir ip i bin=$CR_TEST_ROOT/delayproxy
 	dir=$CR_TEST_ROOT/hosts/$name
 	ip=$(host_ip "$name") || return 1
-	/usr/bin/python3 "$CR_LIB_DIR/delayproxy.py" "127.0.0.1:$port" "$ip:22" "$rtt" \
-		> "$dir/log/proxy-$port.log" 2>&1 < /dev/null &
+	if [ ! -x "$bin" ]; then
+		cc -std=c11 -O2 -Wall -Wextra -Werror -o "$bin.tmp" "$CR_LIB_DIR/../../tools/delayproxy.c" \
+			> "$dir/log/proxy-cc.log" 2>&1 && mv "$bin.tmp" "$bin" ||
+			{ cr_die "cannot build tests/tools/delayproxy.c: $(cat "$dir/log/proxy-cc.log")"; return 1; }
+	fi
+	"$bin" "127.0.0.1:$port" "$ip:22" "$rtt" > "$dir/log/proxy-$port.log" 2>&1 < /dev/null &
 	echo $! > "$dir/proxy-$port.pid"
 	for i in $(seq 1 100); do
 		if ss -Hltn "sport = :$port" 2> /dev/null | grep -q 127.0.0.1; then
