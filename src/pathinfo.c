@@ -284,6 +284,84 @@ render_ca(const cJSON *ca)
     return xasprintf("%ssha256:%s", prefix, n32);
 }
 
+/* A store path from JSON: full, or a base name in path's store. */
+static char *
+json_store_path(const char *path, const char *v)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (v[0] == '/') {
+        return xstrdup(v);
+    }
+    if (slash == NULL || v[0] == '\0' || strchr(v, '/') != NULL) {
+        return NULL;
+    }
+    return xasprintf("%.*s/%s", (int)(slash - path), path, v);
+}
+
+/* narHash, narSize, references and deriver, when all of them are there
+ * in a form known here: then the entry needs no nix-store --dump-db.  A
+ * field missing or not understood (or a reference outside l) leaves the
+ * entry as it was. */
+static void
+json_meta(struct pathinfo_list *l, size_t i, const cJSON *e)
+{
+    const cJSON *hash = cJSON_GetObjectItemCaseSensitive(e, "narHash");
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(e, "narSize");
+    const cJSON *refs = cJSON_GetObjectItemCaseSensitive(e, "references");
+    const cJSON *drv = cJSON_GetObjectItemCaseSensitive(e, "deriver");
+    const char *hs = cJSON_IsString(hash) ? hash->valuestring : NULL;
+    unsigned char h[HASH_SHA256_LEN];
+    uint32_t *idx = NULL;
+    char *deriver = NULL;
+    size_t n = 0;
+    const cJSON *r;
+
+    if (hs == NULL && cJSON_IsObject(hash)) {
+        const char *alg = json_str(hash, "algorithm");
+        hs = alg != NULL && strcmp(alg, "sha256") == 0 ? json_str(hash, "hash")
+                                                       : NULL;
+    }
+    if (hs == NULL || hash_parse_sha256(hs, h) != 0 || !cJSON_IsNumber(size) ||
+        size->valuedouble < 0 || size->valuedouble >= 18446744073709551616.0 ||
+        !cJSON_IsArray(refs)) {
+        return;
+    }
+    if (cJSON_IsString(drv) && drv->valuestring[0] != '\0') {
+        deriver = json_store_path(l->v[i].path, drv->valuestring);
+        if (deriver == NULL) {
+            return;
+        }
+    } else if (drv != NULL && !cJSON_IsNull(drv) && !cJSON_IsString(drv)) {
+        return;
+    }
+    idx = xcalloc((size_t)cJSON_GetArraySize(refs) + 1, sizeof(*idx));
+    cJSON_ArrayForEach(r, refs)
+    {
+        char *full = cJSON_IsString(r)
+                         ? json_store_path(l->v[i].path, r->valuestring)
+                         : NULL;
+        size_t k = full != NULL ? pathinfo_list_find(l, full) : PATHINFO_NONE;
+
+        free(full);
+        if (k == PATHINFO_NONE) {
+            free(idx);
+            free(deriver);
+            return;
+        }
+        idx[n++] = (uint32_t)k;
+    }
+    struct pathinfo *p = &l->v[i];
+    memcpy(p->nar_hash, h, sizeof(h));
+    p->nar_size = (uint64_t)size->valuedouble;
+    free(p->refs);
+    p->refs = idx;
+    p->nrefs = n;
+    free(p->deriver);
+    p->deriver = deriver;
+    p->have_meta = 1;
+}
+
 static void
 json_entry(struct pathinfo_list *l, const char *path, const cJSON *e)
 {
@@ -301,6 +379,9 @@ json_entry(struct pathinfo_list *l, const char *path, const cJSON *e)
     i = pathinfo_list_find(l, path);
     if (i == PATHINFO_NONE) {
         return;
+    }
+    if (!l->v[i].have_meta) {
+        json_meta(l, i, e);
     }
     p = &l->v[i];
     strvec_clear(&p->sigs);
@@ -622,7 +703,11 @@ closure_local(struct host *h,
     return rc;
 }
 
-/* Metadata for entries [from, to). */
+/* Metadata for the entries idx[0..n): nix path-info --json gives all of
+ * it (signatures and content addresses too) where the local Nix prints
+ * it in a form json_meta knows; nix-store --dump-db fills whatever is
+ * still missing, and everything when path-info cannot run (*want_json
+ * then drops to 0 for the next batches). */
 static int
 batch_local(struct host *h,
             const char *store,
@@ -634,39 +719,45 @@ batch_local(struct host *h,
     struct strvec argv = STRVEC_INIT;
     struct strbuf text = STRBUF_INIT;
     size_t i;
-    int rc;
+    int rc = 0;
 
+    if (*want_json) {
+        strvec_pushl(&argv,
+                     "nix",
+                     "--extra-experimental-features",
+                     "nix-command",
+                     "path-info",
+                     "--json",
+                     (const char *)NULL);
+        push_store(&argv, store);
+        for (i = 0; i < n; i++) {
+            strvec_push(&argv, l->v[idx[i]].path);
+        }
+        if (run_capture(h, &argv, &text, 1) != 0 ||
+            pathinfo_parse_json(l, text.buf, text.len) != 0) {
+            log_warn("cannot query signatures and content addresses with "
+                     "nix path-info; copying without them");
+            *want_json = 0;
+        }
+        strvec_clear(&argv);
+        strbuf_reset(&text);
+    }
+    for (i = 0; i < n && l->v[idx[i]].have_meta; i++) {
+    }
+    if (i == n) {
+        goto out;
+    }
     strvec_push(&argv, "nix-store");
     push_store(&argv, store);
     strvec_push(&argv, "--dump-db");
     for (i = 0; i < n; i++) {
-        strvec_push(&argv, l->v[idx[i]].path);
+        if (!l->v[idx[i]].have_meta) {
+            strvec_push(&argv, l->v[idx[i]].path);
+        }
     }
     rc = run_capture(h, &argv, &text, 0);
     if (rc == 0) {
         rc = pathinfo_parse_dump_db(l, text.buf, text.len);
-    }
-    strvec_clear(&argv);
-    strbuf_reset(&text);
-    if (rc != 0 || !*want_json) {
-        goto out;
-    }
-    strvec_pushl(&argv,
-                 "nix",
-                 "--extra-experimental-features",
-                 "nix-command",
-                 "path-info",
-                 "--json",
-                 (const char *)NULL);
-    push_store(&argv, store);
-    for (i = 0; i < n; i++) {
-        strvec_push(&argv, l->v[idx[i]].path);
-    }
-    if (run_capture(h, &argv, &text, 1) != 0 ||
-        pathinfo_parse_json(l, text.buf, text.len) != 0) {
-        log_warn("cannot query signatures and content addresses with "
-                 "nix path-info; copying without them");
-        *want_json = 0;
     }
 out:
     strvec_clear(&argv);

@@ -297,6 +297,92 @@ test_json_shapes(void **state)
     }
 }
 
+/* nix path-info --json with narHash, narSize, references (and deriver)
+ * fills the entry completely, so nix-store --dump-db is not needed. */
+static void
+test_json_full_meta(void **state)
+{
+    static const char arr[] =
+        "[{\"path\":\"" A "\",\"narHash\":\"sha256-HDfQGvQL4ugGkd48w99EN3ppm"
+        "vuxfGjwgJZLL9Bx/BM=\",\"narSize\":120,\"references\":[\"" A "\"],"
+        "\"deriver\":\"" SP "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a.drv\"},"
+        "{\"path\":\"" B "\",\"narHash\":\"sha256:" HB "\",\"narSize\":1312,"
+        "\"references\":[\"" A "\"],\"deriver\":null},"
+        "{\"path\":\"" C "\",\"narHash\":\"sha256:" HC "\",\"narSize\":5,"
+        "\"references\":[\"" SP
+        "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-elsewhere\"]}]";
+    static const char v2[] =
+        "{\"version\":2,\"storeDir\":\"/nix/store\",\"info\":{"
+        "\"55dzh5cdrknsbxf2alivm76k7cp8qglv-leaf-a\":{\"narHash\":{"
+        "\"algorithm\":\"sha256\",\"format\":\"base16\",\"hash\":\"" HA "\"},"
+        "\"narSize\":120,\"references\":[],\"deriver\":"
+        "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a.drv\"},"
+        "\"ygy2qkk09gvgw9a0d68frpla7v229086-dir-b\":{\"narHash\":\"sha256:" HB
+        "\",\"narSize\":7,\"references\":[\"55dzh5cdrknsbxf2alivm76k7cp8qglv-"
+        "leaf-a\",\"ygy2qkk09gvgw9a0d68frpla7v229086-dir-b\"]}}}";
+    static const char *const partial[] = {
+        "[{\"path\":\"" A "\",\"narHash\":\"x\",\"narSize\":1,"
+        "\"references\":[]}]",
+        "[{\"path\":\"" A "\",\"narHash\":\"sha256:" HA "\",\"narSize\":-1,"
+        "\"references\":[]}]",
+        "[{\"path\":\"" A "\",\"narHash\":\"sha256:" HA "\",\"narSize\":1}]",
+        "[{\"path\":\"" A "\",\"narHash\":\"sha256:" HA "\",\"narSize\":1,"
+        "\"references\":[],\"deriver\":7}]",
+        "[{\"path\":\"" A "\",\"narHash\":\"sha256:" HA "\",\"narSize\":1,"
+        "\"references\":[3]}]",
+        "[{\"path\":\"" A "\",\"narHash\":{\"algorithm\":\"md5\",\"hash\":"
+        "\"" HA "\"},\"narSize\":1,\"references\":[]}]",
+    };
+    struct pathinfo_list l;
+    const struct pathinfo *a, *b, *c;
+
+    (void)state;
+    list_abc(&l);
+    assert_int_equal(pathinfo_parse_json(&l, arr, strlen(arr)), 0);
+    a = &l.v[pathinfo_list_find(&l, A)];
+    b = &l.v[pathinfo_list_find(&l, B)];
+    c = &l.v[pathinfo_list_find(&l, C)];
+    assert_true(a->have_meta);
+    assert_string_equal(hex_of(a), HA);
+    assert_int_equal(a->nar_size, 120);
+    assert_int_equal(a->nrefs, 1);
+    assert_string_equal(l.v[a->refs[0]].path, A);
+    assert_string_equal(a->deriver,
+                        SP "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a.drv");
+    assert_true(b->have_meta);
+    assert_string_equal(hex_of(b), HB);
+    assert_null(b->deriver);
+    assert_int_equal(b->nrefs, 1);
+    assert_string_equal(l.v[b->refs[0]].path, A);
+    /* A reference outside the list: left to dump-db (which reports it). */
+    assert_false(c->have_meta);
+    pathinfo_list_release(&l);
+
+    /* Base names (the 2.33+ envelope) are completed with the store. */
+    list_abc(&l);
+    assert_int_equal(pathinfo_parse_json(&l, v2, strlen(v2)), 0);
+    a = &l.v[pathinfo_list_find(&l, A)];
+    b = &l.v[pathinfo_list_find(&l, B)];
+    assert_true(a->have_meta);
+    assert_string_equal(hex_of(a), HA);
+    assert_string_equal(a->deriver,
+                        SP "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a.drv");
+    assert_true(b->have_meta);
+    assert_int_equal(b->nrefs, 2);
+    assert_string_equal(l.v[b->refs[1]].path, B);
+    pathinfo_list_release(&l);
+
+    for (size_t i = 0; i < ARRAY_SIZE(partial); i++) {
+        list_abc(&l);
+        assert_int_equal(
+            pathinfo_parse_json(&l, partial[i], strlen(partial[i])), 0);
+        if (l.v[pathinfo_list_find(&l, A)].have_meta) {
+            fail_msg("partial %zu taken as complete", i);
+        }
+        pathinfo_list_release(&l);
+    }
+}
+
 static void
 test_json_bad(void **state)
 {
@@ -503,8 +589,10 @@ struct fake_host {
     int fail_json;
     int nruns;
     size_t max_args_bytes;
-    const char *closure; /* -qR output */
-    int dump_db_extra;   /* generate records for synthetic paths */
+    const char *closure;  /* -qR output */
+    int dump_db_extra;    /* generate records for synthetic paths */
+    int json_full;        /* path-info gives A and B completely */
+    size_t dump_db_paths; /* paths asked of --dump-db, all runs */
 };
 
 static void
@@ -564,6 +652,7 @@ fh_run(struct host *h, const struct host_cmd *cmd, int *status)
                 return 0;
             }
             if (strcmp(argv->v[i], "--dump-db") == 0) {
+                f->dump_db_paths += argv->n - first;
                 gen_dump_db(argv, first, cmd->out);
                 return 0;
             }
@@ -575,6 +664,15 @@ fh_run(struct host *h, const struct host_cmd *cmd, int *status)
                           "error: experimental Nix feature "
                           "'nix-command' is disabled\n");
             *status = 1;
+            return 0;
+        }
+        if (f->json_full) {
+            strbuf_addstr(cmd->out,
+                          "[{\"path\":\"" A "\",\"narHash\":\"sha256:" HA
+                          "\",\"narSize\":120,\"references\":[],"
+                          "\"signatures\":[\"k:c2ln\"]},{\"path\":\"" B
+                          "\",\"narHash\":\"sha256:" HB "\",\"narSize\":9,"
+                          "\"references\":[\"" A "\"]}]");
             return 0;
         }
         strbuf_addstr(cmd->out,
@@ -621,8 +719,8 @@ test_query_local(void **state)
     assert_string_equal(
         f.log.buf,
         "nix-store --store /tmp/st --query --requisites " SP "5a\n"
-        "nix-store --store /tmp/st --dump-db " SP "5a2yr6wsg1rkh\n"
-        "nix --extra-experimental-features nix-command path-info --js\n");
+        "nix --extra-experimental-features nix-command path-info --js\n"
+        "nix-store --store /tmp/st --dump-db " SP "5a2yr6wsg1rkh\n");
     assert_int_equal(l.n, 3);
     assert_string_equal(l.v[0].path, A);
     assert_string_equal(l.v[1].path, B);
@@ -631,6 +729,43 @@ test_query_local(void **state)
     assert_int_equal(l.v[2].nrefs, 2);
     assert_int_equal(l.v[2].refs[0], 2);
     assert_int_equal(l.v[2].refs[1], 1);
+    pathinfo_list_release(&l);
+    strvec_clear(&roots);
+    strbuf_release(&f.log);
+}
+
+/* Where path-info gives everything, only the rest goes to --dump-db. */
+static void
+test_query_local_json_full(void **state)
+{
+    struct fake_host f;
+    struct pathinfo_list l = PATHINFO_LIST_INIT;
+    struct strvec roots = STRVEC_INIT;
+
+    (void)state;
+    fh_init(&f, C "\n" A "\n" B "\n");
+    f.json_full = 1;
+    strvec_push(&roots, C);
+    assert_int_equal(pathinfo_query_local(&f.h, &roots, NULL, &l), 0);
+    assert_int_equal(f.dump_db_paths, 1); /* C alone */
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.v[0].path, A);
+    assert_string_equal(hex_of(&l.v[0]), HA);
+    assert_int_equal(l.v[0].sigs.n, 1);
+    assert_int_equal(l.v[1].nar_size, 9);
+    for (size_t i = 0; i < l.n; i++) {
+        assert_true(l.v[i].have_meta);
+    }
+    /* Both complete: no --dump-db at all. */
+    pathinfo_list_release(&l);
+    strbuf_release(&f.log);
+    fh_init(&f, A "\n" B "\n");
+    f.json_full = 1;
+    strvec_clear(&roots);
+    strvec_push(&roots, B);
+    assert_int_equal(pathinfo_query_local(&f.h, &roots, NULL, &l), 0);
+    assert_int_equal(f.dump_db_paths, 0);
+    assert_int_equal(f.nruns, 2);
     pathinfo_list_release(&l);
     strvec_clear(&roots);
     strbuf_release(&f.log);
@@ -821,11 +956,13 @@ main(void)
         cmocka_unit_test(test_dump_db),
         cmocka_unit_test(test_dump_db_bad),
         cmocka_unit_test(test_json_shapes),
+        cmocka_unit_test(test_json_full_meta),
         cmocka_unit_test(test_json_bad),
         cmocka_unit_test(test_toposort),
         cmocka_unit_test(test_toposort_deep_chain),
         cmocka_unit_test(test_order),
         cmocka_unit_test(test_query_local),
+        cmocka_unit_test(test_query_local_json_full),
         cmocka_unit_test(test_query_local_json_fails),
         cmocka_unit_test(test_query_local_batches),
         cmocka_unit_test(test_query_local_errors),
