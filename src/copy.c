@@ -240,7 +240,11 @@ query_local_then_valid(struct run *r,
 
     /* The remote command starts while the closure is listed here. */
     rc = open_serve(dst, r->dst_name, r, 1, 1, &r->dst);
-    if (rc == 0) {
+    if (rc == 0 && r->o->closure != NULL) {
+        for (size_t i = 0; i < r->o->closure->n; i++) {
+            pathinfo_list_add(&r->list, r->o->closure->v[i]);
+        }
+    } else if (rc == 0) {
         rc = pathinfo_closure_local(src, roots, r->o->src_store, &r->list);
     }
     if (rc == 0) {

@@ -1,5 +1,6 @@
 /* exec.c: run a plan (see exec.h). */
 #include "crebuild/exec.h"
+#include "crebuild/pathinfo.h"
 #include "crebuild/copy.h"
 #include "crebuild/diff.h"
 #include "crebuild/events.h"
@@ -36,6 +37,7 @@ exec_init(struct exec_ctx *x, const struct cr_opts *o)
     for (int i = 0; i < PH_COUNT; i++) {
         x->systemd[i] = -1;
     }
+    strvec_init(&x->early_closure);
 }
 
 void
@@ -59,6 +61,9 @@ exec_release(struct exec_ctx *x)
         free(x->vars[i]);
         x->vars[i] = NULL;
     }
+    strvec_clear(&x->early_closure);
+    free(x->early_closure_of);
+    x->early_closure_of = NULL;
 }
 
 char *
@@ -325,6 +330,10 @@ step_copy(struct exec_ctx *x, const struct step *s)
         return 0;
     }
     copy_opts_init(&co);
+    if (s->from == PH_LOCAL && x->early_closure_of != NULL &&
+        strcmp(x->early_closure_of, x->vars[s->var]) == 0) {
+        co.closure = &x->early_closure;
+    }
     co.substitute = s->substitute;
     co.elevate = x->o->elevate != CR_ELEVATE_NONE;
     co.quiet = x->o->quiet > 0 || x->o->no_progress;
@@ -1250,6 +1259,36 @@ early_steps(const struct plan *p)
     return n;
 }
 
+/* After the build, a copy from this machine comes next: list the closure
+ * of what was built while the login is still going on. */
+static void
+early_closure(struct exec_ctx *x)
+{
+    const struct plan *p = x->early_plan;
+    const struct step *s = x->early_n < p->n ? &p->steps[x->early_n] : NULL;
+    struct pathinfo_list l = PATHINFO_LIST_INIT;
+    struct strvec roots = STRVEC_INIT;
+
+    if (s == NULL || x->ret != 0 || cr_interrupted ||
+        atomic_load(&x->cancelled) || s->kind != STEP_COPY ||
+        s->from != PH_LOCAL || x->hosts[PH_LOCAL] == NULL ||
+        x->vars[s->var] == NULL) {
+        return;
+    }
+    strvec_push(&roots, x->vars[s->var]);
+    if (pathinfo_closure_local(x->hosts[PH_LOCAL], &roots, NULL, &l) == 0) {
+        for (size_t i = 0; i < l.n; i++) {
+            strvec_push(&x->early_closure, l.v[i].path);
+        }
+        x->early_closure_of = xstrdup(x->vars[s->var]);
+        log_debug("closure of %s listed while logging in (%zu paths)",
+                  x->early_closure_of,
+                  l.n);
+    }
+    pathinfo_list_release(&l);
+    strvec_clear(&roots);
+}
+
 static void *
 early_main(void *arg)
 {
@@ -1258,6 +1297,7 @@ early_main(void *arg)
     for (size_t i = 0; i < x->early_n; i++) {
         exec_one(x, &x->early_plan->steps[i]);
     }
+    early_closure(x);
     return NULL;
 }
 

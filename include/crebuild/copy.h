@@ -46,6 +46,9 @@ struct copy_opts {
      * the upload runs.  0: the defaults (64; 32 first, then 4096). */
     size_t feed_min;
     size_t feed_batch;
+    /* A local source's closure of roots, listed already (in the order of
+     * nix-store --query --requisites); NULL: listed by copy_closure. */
+    const struct strvec *closure;
 };
 
 /* Defaults: all off, all NULL. */

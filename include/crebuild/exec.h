@@ -44,6 +44,10 @@ struct exec_ctx {
     const struct plan *early_plan;
     size_t early_n;
     int early_active;
+    /* exec_start: the closure of the first copy's root (early_closure_of)
+     * on this machine, listed while the login was going on. */
+    struct strvec early_closure;
+    char *early_closure_of;
     atomic_int cancelled; /* exec_cancel: failures are not reported */
 };
 

@@ -135,6 +135,12 @@ c=$(nlog)
 out=$(cr test --flake "path:$flake#alpha" --target-host root@target1 2>/dev/null); rc=$?
 assert_eq "root login test exits 0" 0 "$rc"
 assert_contains "root login activation as root" "$(log | tail -n 1)" "USER=root uid=0"
+# Without a terminal (as here) and with the attribute given, the build and
+# then the listing of its closure run while crebuild logs in.
+err=$(cr test --flake "path:$flake#beta" --target-host root@target1 -v 2>&1 >/dev/null); rc=$?
+assert_eq "test of beta as root exits 0" 0 "$rc"
+assert_contains "no terminal: the closure is listed while logging in" "$err" "listed while logging in"
+assert_eq "the closure is listed once" 1 "$(grep -c -- '--query --requisites' <<< "$err")"
 
 # --- sudo with a password ---------------------------------------------------------------
 printf 'bobpass\n' > "$work/pw"; chmod 600 "$work/pw"
