@@ -16,6 +16,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -752,14 +753,23 @@ agent_configured(const struct ssh_target *t)
 static int
 auth_direct(struct ssh_conn *c, const struct ssh_target *t)
 {
-    static const char *const defaults[] = {
-        "~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"};
+    static const char *const defaults[] = {"id_ed25519", "id_ecdsa", "id_rsa"};
+    char pwbuf[4096];
+    struct passwd pw, *pwp = NULL;
+    const char *home = NULL;
     ssh_key key = NULL;
     char *path = NULL;
     int rc = SSH_AUTH_DENIED;
 
-    if (agent_configured(t)) {
+    if (t->pubkey_auth == 0 || agent_configured(t)) {
         return SSH_AUTH_DENIED;
+    }
+    /* libssh's default keys are in the passwd entry's home (not $HOME). */
+    if (getpwuid_r(getuid(), &pw, pwbuf, sizeof(pwbuf), &pwp) == 0 &&
+        pwp != NULL) {
+        home = pw.pw_dir;
+    } else {
+        home = getenv("HOME");
     }
     for (size_t i = 0; path == NULL && i < t->identities.n; i++) {
         path = expand_tilde(t->identities.v[i]);
@@ -768,8 +778,9 @@ auth_direct(struct ssh_conn *c, const struct ssh_target *t)
             path = NULL;
         }
     }
-    for (size_t i = 0; path == NULL && i < ARRAY_SIZE(defaults); i++) {
-        path = expand_tilde(defaults[i]);
+    for (size_t i = 0; path == NULL && home != NULL && i < ARRAY_SIZE(defaults);
+         i++) {
+        path = xasprintf("%s/.ssh/%s", home, defaults[i]);
         if (access(path, R_OK) != 0) {
             free(path);
             path = NULL;

@@ -157,6 +157,11 @@ assert_contains "key offered signed at once: accepted" \
 	"$(tail -n +"$((lines + 1))" "$SSHD_LOG")" "Accepted publickey for root"
 run "-F none -i $W/otherkey -i $KEY -o IdentitiesOnly=yes -o UserKnownHostsFile=$KH" -- "root@$IP" echo second-key
 assert_eq "first key refused when offered at once: the next one logs in" second-key "$out"
+lines=$(wc -l < "$SSHD_LOG")
+run "$BASE -o PubkeyAuthentication=no" -- "root@$IP" true
+assert_eq "PubkeyAuthentication=no: no login" 108 "$rc"
+assert_not_contains "PubkeyAuthentication=no: no key offered" \
+	"$(tail -n +"$((lines + 1))" "$SSHD_LOG")" "publickey for root"
 
 # TCP_NODELAY from the first byte (the key exchange and login send small
 # packets back to back), on libssh's socket and on our own (-4).
