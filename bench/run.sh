@@ -556,7 +556,7 @@ fi
 	echo "times: median of $REPS runs (wall clock, crebuild/alternative started in the deployer host);"
 	echo "ratio = median over the $REPS rounds of crebuild / alternative (row 2: / floor) measured in the same"
 	echo "round (rounds interleave the tools, so drift of the machine hits both); lower is better. This is a"
-	echo "$(nproc)-core machine shared by the deployer, the target, sshd and the Python delay proxy: single"
+	echo "$(nproc)-core machine shared by the deployer, the target, sshd and the delay proxy: single"
 	echo "runs vary by 10% (tmpfs) to 50% (disk); the paired ratios vary much less."
 	echo "alternative = nixos-rebuild-ng's commands (bench/ngemu.sh: nix build, nix-copy-closure, ssh with"
 	echo "ControlMaster) for rows 1, 2, 4; ssh 'cat >/dev/null' for row 3. floor = the target's own"
