@@ -245,7 +245,7 @@ query_local_then_valid(struct run *r,
             pathinfo_list_add(&r->list, r->o->closure->v[i]);
         }
     } else if (rc == 0) {
-        rc = pathinfo_closure_local(src, roots, r->o->src_store, &r->list);
+        rc = pathinfo_closure_local(src, roots, r->o->src_store, 0, &r->list);
     }
     if (rc == 0) {
         rc = query_valid(r, valid);

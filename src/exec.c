@@ -1276,7 +1276,9 @@ early_closure(struct exec_ctx *x)
         return;
     }
     strvec_push(&roots, x->vars[s->var]);
-    if (pathinfo_closure_local(x->hosts[PH_LOCAL], &roots, NULL, &l) == 0) {
+    /* Quiet: killed by exec_cancel, or failing, it is only a head start
+     * (the copy lists again and reports). */
+    if (pathinfo_closure_local(x->hosts[PH_LOCAL], &roots, NULL, 1, &l) == 0) {
         for (size_t i = 0; i < l.n; i++) {
             strvec_push(&x->early_closure, l.v[i].path);
         }

@@ -674,6 +674,7 @@ static int
 closure_local(struct host *h,
               const struct strvec *roots,
               const char *store,
+              int quiet,
               struct pathinfo_list *out)
 {
     struct strvec argv = STRVEC_INIT;
@@ -686,7 +687,7 @@ closure_local(struct host *h,
     strvec_push(&argv, "--query");
     strvec_push(&argv, "--requisites");
     strvec_pusharr(&argv, roots);
-    rc = run_capture(h, &argv, &text, 0);
+    rc = run_capture(h, &argv, &text, quiet);
     if (rc == 0) {
         ls.p = text.buf;
         ls.end = text.buf + text.len;
@@ -781,9 +782,10 @@ int
 pathinfo_closure_local(struct host *h,
                        const struct strvec *roots,
                        const char *store,
+                       int quiet,
                        struct pathinfo_list *out)
 {
-    return closure_local(h, roots, store, out);
+    return closure_local(h, roots, store, quiet, out);
 }
 
 int
@@ -823,7 +825,7 @@ pathinfo_query_local(struct host *h,
                      const char *store,
                      struct pathinfo_list *out)
 {
-    int rc = closure_local(h, roots, store, out);
+    int rc = closure_local(h, roots, store, 0, out);
 
     if (rc == 0) {
         size_t *idx = xcalloc(out->n ? out->n : 1, sizeof(*idx));

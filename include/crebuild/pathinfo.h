@@ -84,10 +84,13 @@ int pathinfo_query_local(struct host *h,
 
 /* The first half of pathinfo_query_local, so that a copy asks for the
  * metadata of the paths the destination lacks only (pathinfo_fill_some):
- * the closure, as Nix lists it, without metadata. */
+ * the closure, as Nix lists it, without metadata.  quiet: a failure is
+ * logged at debug level only (for a listing done ahead, which the copy
+ * repeats and reports if it fails). */
 int pathinfo_closure_local(struct host *h,
                            const struct strvec *roots,
                            const char *store,
+                           int quiet,
                            struct pathinfo_list *out);
 
 /* Metadata for the entries idx[0..n) of l only, in as many runs as the
