@@ -773,7 +773,10 @@ copy_session_release(struct copy_session *s)
     if (s == NULL) {
         return;
     }
-    serve_release(s->conn);
+    if (serve_release(s->conn) != 0) {
+        (void)copy_session_close(s);
+        return;
+    }
     free(s->name);
     free(s);
 }

@@ -559,8 +559,8 @@ probe_argv(const struct exec_ctx *x,
                  (const char *)NULL);
 }
 
-/* The value of the probe's line "KEY=value" (key includes the '='), up to
- * the end of the line; NULL when there is no such line. */
+/* The value of the probe's first line "KEY=value" (key includes the
+ * '='), up to the end of the line; NULL when there is no such line. */
 static const char *
 probe_get(const char *out, const char *key, size_t *len)
 {
@@ -648,7 +648,7 @@ probe_here(const struct exec_ctx *x,
            const char *spec,
            struct strbuf *out)
 {
-    struct strbuf kept = STRBUF_INIT;
+    struct strbuf now = STRBUF_INIT;
     char *v = NULL;
     int found;
 
@@ -662,19 +662,12 @@ probe_here(const struct exec_ctx *x,
     if (!found) {
         return 0;
     }
-    for (const char *l = out->buf; *l != '\0';) {
-        size_t n = strcspn(l, "\n");
-
-        if (strncmp(l, "version=", 8) != 0 && strncmp(l, "spec=", 5) != 0) {
-            strbuf_add(&kept, l, n);
-            strbuf_addstr(&kept, "\n");
-        }
-        l += n + (l[n] == '\n');
-    }
-    strbuf_addstr(&kept, "version=1\nspec=1\n");
+    /* Ahead of the stale lines: probe_get takes a key's first line. */
+    strbuf_addstr(&now, "version=1\nspec=1\n");
+    strbuf_add(&now, out->buf, out->len);
     strbuf_reset(out);
-    strbuf_add(out, kept.buf, kept.len);
-    strbuf_release(&kept);
+    strbuf_add(out, now.buf, now.len);
+    strbuf_release(&now);
     return 1;
 }
 
@@ -723,9 +716,8 @@ probe_early_answer(struct exec_ctx *x,
 static void
 probe_profile(struct exec_ctx *x, const struct step *s, const char *out)
 {
-    size_t len = 0, llen = 0;
+    size_t len = 0;
     const char *g = probe_get(out, "gen=", &len);
-    const char *last = probe_get(out, "last=", &llen);
     const char *top = x->vars[VAR_TOPLEVEL];
 
     x->profile_is_top[s->host] = 0;
@@ -736,13 +728,12 @@ probe_profile(struct exec_ctx *x, const struct step *s, const char *out)
     free(x->vars[VAR_PREVGEN]);
     x->vars[VAR_PREVGEN] = generation_number(s->profile, link);
     free(link);
-    if (last != NULL && x->vars[VAR_PREVGEN] != NULL && top != NULL) {
-        size_t n = strlen(x->vars[VAR_PREVGEN]);
+    if (x->vars[VAR_PREVGEN] != NULL && top != NULL) {
+        /* "last=NEWEST TARGET": the current one, already the system. */
+        char *want = xasprintf("%s %s", x->vars[VAR_PREVGEN], top);
 
-        x->profile_is_top[s->host] =
-            llen == n + 1 + strlen(top) &&
-            strncmp(last, x->vars[VAR_PREVGEN], n) == 0 && last[n] == ' ' &&
-            strncmp(last + n + 1, top, strlen(top)) == 0;
+        x->profile_is_top[s->host] = probe_is(out, "last=", want);
+        free(want);
     }
 }
 

@@ -471,9 +471,11 @@ struct frame {
     size_t next; /* next reference to look at */
 };
 
-/* Depth-first from start, appending finished nodes to order. */
+/* Depth-first from start, appending finished nodes to order; only over
+ * the nodes marked in `in` (NULL: all). */
 static int
-visit(struct pathinfo_list *l,
+visit(const struct pathinfo_list *l,
+      const unsigned char *in,
       size_t start,
       unsigned char *state,
       struct frame *stack,
@@ -488,11 +490,11 @@ visit(struct pathinfo_list *l,
     state[start] = GREY;
     while (sp > 0) {
         struct frame *f = &stack[sp - 1];
-        struct pathinfo *p = &l->v[f->node];
+        const struct pathinfo *p = &l->v[f->node];
 
         if (f->next < p->nrefs) {
             size_t r = p->refs[f->next++];
-            if (r == f->node || state[r] == BLACK) {
+            if (r == f->node || (in != NULL && !in[r]) || state[r] == BLACK) {
                 continue;
             }
             if (state[r] == GREY) {
@@ -529,7 +531,7 @@ pathinfo_toposort(struct pathinfo_list *l)
 
     for (i = 0; i < l->n && rc == 0; i++) {
         if (state[i] == WHITE) {
-            rc = visit(l, i, state, stack, order, &norder);
+            rc = visit(l, NULL, i, state, stack, order, &norder);
         }
     }
     if (rc != 0) {
@@ -574,41 +576,8 @@ pathinfo_order(const struct pathinfo_list *l, size_t *idx, size_t n)
         in[idx[i]] = 1;
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
-        size_t sp = 0;
-
-        if (state[idx[i]] != WHITE) {
-            continue;
-        }
-        stack[sp].node = idx[i];
-        stack[sp].next = 0;
-        sp++;
-        state[idx[i]] = GREY;
-        while (sp > 0 && rc == 0) {
-            struct frame *f = &stack[sp - 1];
-            const struct pathinfo *p = &l->v[f->node];
-
-            if (f->next < p->nrefs) {
-                size_t r = p->refs[f->next++];
-
-                if (r == f->node || !in[r] || state[r] == BLACK) {
-                    continue;
-                }
-                if (state[r] == GREY) {
-                    log_error("reference cycle between '%s' and '%s'",
-                              p->path,
-                              l->v[r].path);
-                    rc = CR_ENIX;
-                    break;
-                }
-                state[r] = GREY;
-                stack[sp].node = r;
-                stack[sp].next = 0;
-                sp++;
-                continue;
-            }
-            state[f->node] = BLACK;
-            order[norder++] = f->node;
-            sp--;
+        if (state[idx[i]] == WHITE) {
+            rc = visit(l, in, idx[i], state, stack, order, &norder);
         }
     }
     if (rc == 0) {

@@ -924,20 +924,17 @@ serve_finish(struct serve_conn *c)
     return c->rc;
 }
 
-void
+int
 serve_release(struct serve_conn *c)
 {
-    if (c == NULL) {
-        return;
+    if (c->s == NULL || c->rc != 0 || c->pending != 0 || c->wlen != 0 ||
+        c->hello_pending || c->s->ops->release == NULL) {
+        return -1;
     }
-    if (c->s != NULL && c->rc == 0 && c->pending == 0 && c->wlen == 0 &&
-        !c->hello_pending && c->s->ops->release != NULL) {
-        c->s->ops->release(c->s);
-        c->s = NULL;
-    } else {
-        (void)serve_finish(c);
-    }
+    c->s->ops->release(c->s);
+    c->s = NULL;
     serve_free(c);
+    return 0;
 }
 
 void

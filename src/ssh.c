@@ -1971,18 +1971,28 @@ ssh_chan_stderr_tail(const struct ssh_chan *ch)
     return ch->tail;
 }
 
-void
-ssh_chan_abort(struct ssh_chan *ch)
+/* Free ch; while it is open, first send EOF, and SIGINT before it when
+ * interrupt.  Nothing is waited for.  NULL is a no-op. */
+static void
+chan_end(struct ssh_chan *ch, int interrupt)
 {
     if (ch == NULL) {
         return;
     }
     if (ch->ch != NULL && !ch->conn->dead && ssh_channel_is_open(ch->ch) &&
         exec_settle(ch, 1) == 0) {
-        (void)ssh_channel_request_send_signal(ch->ch, "INT");
+        if (interrupt) {
+            (void)ssh_channel_request_send_signal(ch->ch, "INT");
+        }
         (void)ssh_channel_send_eof(ch->ch);
     }
     chan_free(ch);
+}
+
+void
+ssh_chan_abort(struct ssh_chan *ch)
+{
+    chan_end(ch, 1);
 }
 
 int
@@ -2040,29 +2050,18 @@ ssh_chan_finish(struct ssh_chan *ch, int *status)
 void
 ssh_chan_free(struct ssh_chan *ch)
 {
-    if (ch == NULL) {
+    if (ch != NULL && ch->got_exit) {
+        chan_free(ch);
         return;
     }
-    if (ch->ch != NULL && !ch->conn->dead && ssh_channel_is_open(ch->ch) &&
-        !ch->got_exit && exec_settle(ch, 1) == 0) {
-        /* Still running: interrupt it rather than leave it behind. */
-        (void)ssh_channel_request_send_signal(ch->ch, "INT");
-        (void)ssh_channel_send_eof(ch->ch);
-    }
-    chan_free(ch);
+    /* Still running: interrupt it rather than leave it behind. */
+    chan_end(ch, 1);
 }
 
 void
 ssh_chan_release(struct ssh_chan *ch)
 {
-    if (ch == NULL) {
-        return;
-    }
-    if (ch->ch != NULL && !ch->conn->dead && ssh_channel_is_open(ch->ch) &&
-        exec_settle(ch, 1) == 0) {
-        (void)ssh_channel_send_eof(ch->ch);
-    }
-    chan_free(ch);
+    chan_end(ch, 0);
 }
 
 int

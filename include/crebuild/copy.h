@@ -90,7 +90,9 @@ int copy_closure(struct host *src,
 int copy_session_close(struct copy_session *s);
 /* Send EOF on a kept connection and release it without waiting for the
  * remote (serve_release): the end of a run, when its status no longer
- * matters.  NULL is a no-op. */
+ * matters.  A connection that cannot be let go of so (something
+ * unanswered or failed) is closed by copy_session_close.  NULL is a
+ * no-op. */
 void copy_session_release(struct copy_session *s);
 
 #endif

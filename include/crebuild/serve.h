@@ -171,10 +171,11 @@ int serve_finish(struct serve_conn *c);
 void serve_free(struct serve_conn *c);
 
 /* Done with a connection whose requests were all answered: send EOF and
- * release it without waiting for the remote to exit (a round trip less
- * at the end of a deploy).  Otherwise, or when the stream cannot do
- * that, serve_finish then serve_free.  NULL is a no-op. */
-void serve_release(struct serve_conn *c);
+ * free it without waiting for the remote to exit (a round trip less at
+ * the end of a deploy); 0.  -1, and nothing done, when something is
+ * unanswered or failed, or the stream cannot do that (the caller
+ * finishes it as usual). */
+int serve_release(struct serve_conn *c);
 
 /* Reduce a remote's stderr to one line: the first "error:" line (prefix
  * removed) joined with its indented continuation lines, terminal escapes
