@@ -85,6 +85,7 @@ sanitize:
 	@st=0; $(MAKE) B=build-san OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    LDFLAGS="-fsanitize=address,undefined" HARDEN= \
 	    ASAN_OPTIONS=$(SAN_ASAN) UBSAN_OPTIONS=$(SAN_UBSAN) \
+	    CR_SSHRUN_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    build-san/crebuild unit integration || st=$$?; \
 	n=0; for f in $(SAN_LOG)/*; do [ -e "$$f" ] || continue; \
 	    if ! grep -qv -e 'LeakSanitizer has encountered a fatal error' -e '^==[0-9]*==HINT' "$$f"; then \
@@ -101,6 +102,7 @@ tsan:
 	@st=0; $(MAKE) B=build-tsan CC=clang OPT="-O1 -g -fsanitize=thread" \
 	    LDFLAGS="-fsanitize=thread" HARDEN= \
 	    TSAN_OPTIONS=log_path=$(TSAN_LOG)/tsan CR_TEST_NO_RSS=1 \
+	    CR_SSHRUN_CFLAGS="-fsanitize=thread" \
 	    CREBUILD=$(CURDIR)/build-tsan/crebuild \
 	    build-tsan/crebuild integration || st=$$?; \
 	n=0; for f in $(TSAN_LOG)/*; do [ -e "$$f" ] || continue; \

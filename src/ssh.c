@@ -1570,6 +1570,10 @@ chan_free(struct ssh_chan *ch)
     err_flush_line(ch);
     chan_unlink(ch);
     if (ch->ch != NULL) {
+        /* libssh keeps a channel the remote has not closed yet (and its
+         * callbacks) until the remote's close arrives; an exit-status
+         * arriving before that must not reach the freed ch. */
+        (void)ssh_remove_channel_callbacks(ch->ch, &ch->cb);
         if (ssh_channel_is_open(ch->ch)) {
             (void)ssh_channel_close(ch->ch);
         }

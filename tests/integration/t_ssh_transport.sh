@@ -288,6 +288,15 @@ assert_eq "two channels at once on one session" \
 > B-err=<Berr
 > B-status=0" "$out"
 
+# A stream let go of (EOF sent, nothing waited for) still exits on the
+# target after that; its exit-status and close must not reach the freed
+# channel while the session is read for the next command (ASan/UBSan run
+# this driver in make sanitize).
+run "$BASE" -- -L "root@$IP"
+assert_eq "a stream let go of, then another command on the session" \
+	"B=<B
+> B-status=0" "$out"
+
 head -c 100M /dev/urandom > "$W/r100"
 out=$(NIX_SSHOPTS=$BASE "$R" -S "root@$IP" cat < "$W/r100" 2> "$W/err" | cmp - "$W/r100" && echo same)
 assert_eq "100 MiB echoed through one channel intact" same "$out"

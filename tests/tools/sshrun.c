@@ -14,6 +14,7 @@
  *     -C            capture stderr, print "err=<...>" afterwards
  *     -S            stream mode: our stdin -> command, its stdout -> ours
  *     -2            two channels at once (see two_channels)
+ *     -L            let a stream go, then run another command (see let_go)
  *     -v            trace logging
  *
  * Exit status: the command's, or 100 - CR_E* (101 usage, 104 ssh,
@@ -222,6 +223,43 @@ two_channels(struct host *h)
     return rc != 0 ? code(rc) : 0;
 }
 
+/* Stream A (`cat >/dev/null; exit 7`) is let go of (EOF, no wait); B
+ * then runs long enough on the same session for A's exit-status and close
+ * to arrive while the session is read for B. */
+static int
+let_go(struct host *h)
+{
+    struct strvec a = STRVEC_INIT, b = STRVEC_INIT;
+    struct host_cmd ca, cb;
+    struct strbuf bout = STRBUF_INIT;
+    struct stream *s = NULL;
+    int bstatus = -1;
+    int rc;
+
+    memset(&ca, 0, sizeof(ca));
+    memset(&cb, 0, sizeof(cb));
+    strvec_pushl(&a, "sh", "-c", "cat >/dev/null; exit 7", NULL);
+    strvec_pushl(&b, "sh", "-c", "sleep 0.5; echo B", NULL);
+    ca.argv = &a;
+    cb.argv = &b;
+    cb.out = &bout;
+    rc = h->ops->open_stream(h, &ca, &s);
+    if (rc == 0) {
+        rc = s->ops->write(s, "x", 1);
+    }
+    if (s != NULL) {
+        s->ops->release(s);
+    }
+    if (rc == 0) {
+        rc = host_run(h, &cb, &bstatus);
+    }
+    printf("B=<%s> B-status=%d\n", bout.buf, bstatus);
+    strvec_clear(&a);
+    strvec_clear(&b);
+    strbuf_release(&bout);
+    return rc != 0 ? code(rc) : 0;
+}
+
 static char *
 read_file(const char *path, size_t *len)
 {
@@ -257,7 +295,7 @@ main(int argc, char **argv)
     size_t input_len = 0;
     char *e = NULL;
     int batch = 0, elevate = 0, check = 0, cap_out = 0, cap_err = 0;
-    int stream = 0, two = 0;
+    int stream = 0, two = 0, letgo = 0;
     enum cr_elevate kind = CR_ELEVATE_NONE;
     int status = -1;
     int rc;
@@ -268,7 +306,7 @@ main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    while ((opt = getopt(argc, argv, "+be:sP:O:cE:i:oCS2v")) != -1) {
+    while ((opt = getopt(argc, argv, "+be:sP:O:cE:i:oCS2Lv")) != -1) {
         switch (opt) {
         case 'b':
             batch = 1;
@@ -313,6 +351,9 @@ main(int argc, char **argv)
             break;
         case '2':
             two = 1;
+            break;
+        case 'L':
+            letgo = 1;
             break;
         case 'v':
             log_set_level(LOG_TRACE);
@@ -369,8 +410,8 @@ main(int argc, char **argv)
         }
         fprintf(stderr, "sudo check ok\n");
     }
-    if (two) {
-        rc = two_channels(h);
+    if (two || letgo) {
+        rc = two ? two_channels(h) : let_go(h);
         host_free(h);
         h = NULL;
         goto out2;
