@@ -282,20 +282,27 @@ run_floor() {
 	say "  floor $cfg (target's nix-store --import): $(calc "$t1 - $t0") s"
 }
 
-# run_sshimport CONFIG: the ideal pipelined copy with OpenSSH: a fresh
-# target imports the export of CONFIG's closure streamed through
-# `ssh HOST nix-store --import` (same link as the scenario).  Appends to SI.
+# run_sshserve CONFIG: the ideal pipelined copy with OpenSSH: a fresh target
+# takes the upload of CONFIG's closure as a serve stream made ahead
+# (bench/serverec.py: AddToStoreNar requests back to back, nothing waited
+# for) through `ssh HOST nix-store --serve --write` (same link as the
+# scenario, crebuild's cipher).  The target does what it does for crebuild;
+# the deployer only encrypts.  Appends to SI.
 SI=()
-run_sshimport() {
+run_sshserve() {
 	local cfg=$1 rtt=${2:-} label=$3
 	fresh_target "$rtt"
-	if ! measure "$LOGS/$label.log" bash -c 'read -ra o <<< "$1"; ssh "${o[@]}" "$2" nix-store --import < "$3" > /dev/null' \
-		sh "$TOPTS" "$THOST" "$W/$cfg.export"; then
-		failed "$label: ssh $TOPTS $THOST nix-store --import < $cfg.export" "$LOGS/$label.log"
+	if ! measure "$LOGS/$label.log" bash -c 'read -ra o <<< "$1"; ssh -c aes128-gcm@openssh.com "${o[@]}" "$2" "nix-store --serve --write > /dev/null" < "$3"' \
+		sh "$TOPTS" "$THOST" "$W/$cfg.srv"; then
+		failed "$label: ssh $TOPTS $THOST nix-store --serve --write < $cfg.srv" "$LOGS/$label.log"
+		return 1
+	fi
+	if ! host_exec "$TGT" nix-store --check-validity "${TOP[$cfg]}" > /dev/null 2>> "$LOGS/$label.log"; then
+		failed "$label: the serve stream did not make ${TOP[$cfg]} valid" "$LOGS/$label.log"
 		return 1
 	fi
 	SI+=("$(field wall "$RES")")
-	say "  ssh | nix-store --import of $cfg: $(field wall "$RES") s"
+	say "  ssh | nix-store --serve --write of $cfg: $(field wall "$RES") s"
 }
 
 toplevel_ref() { printf 'path:%s#nixosConfigurations.%s.config.system.build.toplevel\n' "$FLAKE" "$1"; }
@@ -330,6 +337,9 @@ build_system() {
 	host_exec "$DEP" bash -c 'nix-store --export $(nix-store -qR "$1") > "$2"' sh "${TOP[$cfg]}" "$W/$cfg.export" ||
 		die "cannot export the closure of $cfg"
 	NPATHS[$cfg]=$(host_exec "$DEP" nix-store -qR "${TOP[$cfg]}" | grep -c .)
+	host_exec "$DEP" bash -c 'nix --extra-experimental-features nix-command path-info --json $(nix-store -qR "$1") > "$2"' \
+		sh "${TOP[$cfg]}" "$W/$cfg.json" && python3 "$bench/serverec.py" "$W/$cfg.export" "$W/$cfg.json" > "$W/$cfg.srv" ||
+		die "cannot make the serve stream of $cfg"
 	say "built $cfg: ${NPATHS[$cfg]} paths, export $(($(stat -c %s "$W/$cfg.export") / 1048576)) MiB ($(($(date +%s) - t0)) s)"
 }
 for n in "${closures[@]}"; do build_system "n$n"; done
@@ -387,7 +397,7 @@ if [[ " $SCEN " == *" 1 "* || " $SCEN " == *" 4 "* ]]; then
 			fresh_target "$RTT1"; run_crebuild "$cfg" "s1-crebuild-$i"
 			fresh_target "$RTT1"; run_ng "$cfg" "s1-ng-$i"
 			run_floor "$cfg"
-			run_sshimport "$cfg" "$RTT1" "s1-sshimport-$i"
+			run_sshserve "$cfg" "$RTT1" "s1-sshserve-$i"
 		done
 		if [ ${#CR_WALL[@]} -gt 0 ] && [ ${#NG_WALL[@]} -gt 0 ]; then
 			c=$(median "${CR_WALL[@]}") a=$(median "${NG_WALL[@]}") f=$(median "${FLOOR[@]}")
@@ -396,7 +406,7 @@ if [[ " $SCEN " == *" 1 "* || " $SCEN " == *" 4 "* ]]; then
 				"$(verdict "$r <= 0.1")" "$f s" "$(si_cell)" "$(rss_cell)"
 			NOTES+=("1: crebuild's copy step $(median "${CR_COPY[@]}") s of $c s; nixos-rebuild-ng way: nix build $(median "${NG_BUILD[@]}") s + nix-copy-closure $(median "${NG_COPY[@]}") s + 4 ssh commands $(median "${NG_REST[@]}") s; floor = fresh target's nix-store --import of the same ${NPATHS[$cfg]} paths")
 			NOTES+=("1: crebuild phases (s): $(crebuild_phases)")
-			NOTES+=("1: crebuild's copy step vs floor: $(paired CR_COPY FLOOR)x, vs ssh|import: $(paired CR_COPY SI)x (the copy step includes the metadata queries, the serve channel, the query, transfer and registration)")
+			NOTES+=("1: crebuild's copy step vs floor: $(paired CR_COPY FLOOR)x, vs ssh|serve: $(paired CR_COPY SI)x (the copy step includes the metadata queries, the serve channel, the query, transfer and registration)")
 		else
 			row "1 cold ${NPATHS[$cfg]} paths, ${RTT1}ms" "FAILED" "" "" "<= 0.1x" "NO" "" "" ""
 		fi
@@ -446,7 +456,7 @@ if [[ " $SCEN " == *" 2 "* ]]; then
 	for i in $(seq "$REPS"); do
 		fresh_target "$RTT2"; run_crebuild "$cfg" "s2-crebuild-$i"
 		run_floor "$cfg"
-		run_sshimport "$cfg" "$RTT2" "s2-sshimport-$i"
+		run_sshserve "$cfg" "$RTT2" "s2-sshserve-$i"
 	done
 	ev=$(eval_time "$cfg")
 	# crebuild's connect + one remote command through the same link
@@ -491,7 +501,7 @@ if [[ " $SCEN " == *" 2 "* ]]; then
 			"<= 1.5x floor + eval + conn = $budget s" "$(verdict "$rb <= 1")" "$f s" "$(si_cell)" "$(rss_cell)"
 		NOTES+=("2: alternative $altnote")
 		NOTES+=("2: crebuild phases (s): $(crebuild_phases)")
-		NOTES+=("2: crebuild / (1.5 x floor + eval + connect) of the same round: ${rb}x (median); crebuild's copy step $(median "${CR_COPY[@]}") s = $(paired CR_COPY FLOOR)x floor = $(paired CR_COPY SI)x ssh|import; eval $ev s; connect+1 command ${conn:-?} s")
+		NOTES+=("2: crebuild / (1.5 x floor + eval + connect) of the same round: ${rb}x (median); crebuild's copy step $(median "${CR_COPY[@]}") s = $(paired CR_COPY FLOOR)x floor = $(paired CR_COPY SI)x ssh|serve; eval $ev s; connect+1 command ${conn:-?} s")
 		case $alt in
 		*s) NOTES+=("2: crebuild vs alternative: $(calc "$c / ${alt//[~ s]/}")x") ;;
 		esac
@@ -525,7 +535,7 @@ if [[ " $SCEN " == *" 3 "* ]]; then
 			failed "ssh $THOST 'cat >/dev/null' < big.export" "$LOGS/s3-ssh-$i.log"
 		fi
 		run_floor "$cfg"
-		run_sshimport "$cfg" "" "s3-sshimport-$i"
+		run_sshserve "$cfg" "" "s3-sshserve-$i"
 	done
 	cipher=$(host_exec "$DEP" ssh -v "$THOST" true 2>&1 | sed -n 's/.*kex: client->server cipher: \([^ ]*\).*/\1/p' | head -n 1)
 	if [ ${#CR_COPY[@]} -gt 0 ] && [ ${#SSH_T[@]} -gt 0 ]; then
@@ -533,7 +543,8 @@ if [[ " $SCEN " == *" 3 "* ]]; then
 		r=$(paired CR_COPY SSH_T)
 		row "3 ${BIGN}x${BIGMIB} MiB, plain link" "$c s" "$a s" "${r}x" "<= 1.11x (speed >= 0.9x)" \
 			"$(verdict "$r <= 1/0.9")" "$f s" "$(si_cell)" "$(rss_cell)"
-		NOTES+=("3: crebuild copy step $c s = $(calc "$mib / $c") MiB/s; ssh ($cipher) cat >/dev/null $(calc "$mib / $a") MiB/s; crebuild speed = $(calc "1 / $r")x ssh's (paired); whole crebuild switch $(median "${CR_WALL[@]}") s; floor = target's nix-store --import of the same closure (hashing + writing $mib MiB; nix-store --import holds each NAR in memory, --serve does not)")
+		NOTES+=("3: crebuild copy step $c s = $(calc "$mib / $c") MiB/s; ssh ($cipher) cat >/dev/null $(calc "$mib / $a") MiB/s; crebuild speed = $(calc "1 / $r")x ssh's (paired); whole crebuild switch $(median "${CR_WALL[@]}") s; floor = target's nix-store --import of the same closure from a file (hashing + writing $mib MiB; --import holds each NAR in memory, --serve does not)")
+		[ ${#SI[@]} -gt 0 ] && NOTES+=("3: ssh|serve (the same upload made ahead, the deployer only encrypting) $(median "${SI[@]}") s = $(calc "$a / $(median "${SI[@]}")")x ssh cat's speed: the most any copy into the target's nix-store reaches here; crebuild's copy step = $(paired CR_COPY SI)x ssh|serve's time (paired)")
 		NOTES+=("3: CPU on the deployer: crebuild $(median "${CR_CPU[@]}") s (with its nix children; it reads and SHA-256-hashes the $mib MiB it sends and encrypts them), ssh $(median "${SSH_CPU[@]}") s (encrypts only); the target's sshd and nix-store (decrypt, hash, write) share the same 2 cores")
 	else
 		row "3 ${BIGN}x${BIGMIB} MiB, plain link" "FAILED" "" "" "<= 1.11x" "NO" "" "" ""
@@ -560,15 +571,17 @@ fi
 	echo "runs vary by 10% (tmpfs) to 50% (disk); the paired ratios vary much less."
 	echo "alternative = nixos-rebuild-ng's commands (bench/ngemu.sh: nix build, nix-copy-closure, ssh with"
 	echo "ControlMaster) for rows 1, 2, 4; ssh 'cat >/dev/null' for row 3. floor = the target's own"
-	echo "nix-store --import of the same closure; ssh|import = the same export streamed through OpenSSH into"
-	echo "the target's nix-store --import over the same link (what a perfectly pipelined copy costs)."
+	echo "nix-store --import of the same closure; ssh|serve = the same upload, made ahead as one serve"
+	echo "stream (bench/serverec.py), through OpenSSH (aes128-gcm, as crebuild) into the target's"
+	echo "nix-store --serve --write over the same link: what a perfectly pipelined copy costs on this"
+	echo "machine with the target doing what it does for crebuild and the deployer doing nothing but ssh."
 	echo "RSS = crebuild's own peak (in parentheses: with its children, e.g. nix build)."
 	echo "host stores (/nix of deployer and target) on $STORE_FS$([ "$STORE_FS" = tmpfs ] && echo ' (BENCH_TMPFS=0: on disk)')."
 	[ "${BENCH_TARGET_BASHRC:-empty}" = keep ] || echo "targets see an empty /root/.bashrc (BENCH_TARGET_BASHRC=keep: the real one, $BASHRC_COST s per ssh command)."
 	echo "machine load: $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end${BUSY:+; busy before the start: $BUSY}"
 	echo
 	{
-		printf 'scenario\tcrebuild\talternative\tratio\tgoal\tmet\tfloor\tssh|import\tcrebuild RSS (+children)\n'
+		printf 'scenario\tcrebuild\talternative\tratio\tgoal\tmet\tfloor\tssh|serve\tcrebuild RSS (+children)\n'
 		printf '%s\n' "${ROWS[@]}"
 	} | column -t -s $'\t'
 	echo
