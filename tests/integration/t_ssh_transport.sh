@@ -298,7 +298,7 @@ assert_eq "a stream let go of, then another command on the session" \
 > B-status=0" "$out"
 
 head -c 100M /dev/urandom > "$W/r100"
-out=$(NIX_SSHOPTS=$BASE "$R" -S "root@$IP" cat < "$W/r100" 2> "$W/err" | cmp - "$W/r100" && echo same)
+out=$(NIX_SSHOPTS=$BASE "$R" -S -l "root@$IP" cat < "$W/r100" 2> "$W/err" | cmp - "$W/r100" && echo same)
 assert_eq "100 MiB echoed through one channel intact" same "$out"
 t0=$(date +%s%N)
 NIX_SSHOPTS=$BASE "$R" -S "root@$IP" sh -c 'cat > /dev/null' < "$W/r100" 2> "$W/err"
@@ -322,7 +322,7 @@ cr_log "100 MiB download incl. connect: crebuild ${t_cr} ms, OpenSSH ${t_os} ms"
 # The same through a jump host (sshbox itself): the bridge thread under
 # flow control both ways.
 t0=$(date +%s%N)
-out=$(NIX_SSHOPTS="$BASE -J root@$IP" "$R" -S "root@$IP" cat < "$W/r100" 2> "$W/err" | cmp - "$W/r100" && echo same)
+out=$(NIX_SSHOPTS="$BASE -J root@$IP" "$R" -S -l "root@$IP" cat < "$W/r100" 2> "$W/err" | cmp - "$W/r100" && echo same)
 t_cr=$((($(date +%s%N) - t0) / 1000000))
 assert_eq "100 MiB echoed through a jump host intact" same "$out"
 cr_log "100 MiB echo through a jump host: ${t_cr} ms"

@@ -13,6 +13,7 @@
  *     -o            capture stdout, print "out=<...>" afterwards
  *     -C            capture stderr, print "err=<...>" afterwards
  *     -S            stream mode: our stdin -> command, its stdout -> ours
+ *     -l            stream mode, the command echoes: bound how far ahead
  *     -2            two channels at once (see two_channels)
  *     -L            let a stream go, then run another command (see let_go)
  *     -v            trace logging
@@ -78,7 +79,14 @@ write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* Our stdin to the command, its stdout to ours, interleaved. */
+/* Our stdin to the command, its stdout to ours, interleaved.  With echo
+ * (-l, for a command that echoes its input such as cat), at most ECHO_LAG
+ * bytes are sent ahead of what came back: a blocking write does not read,
+ * so an echo that falls further behind than the windows and pipes between
+ * us hold would leave both ends waiting for each other. */
+#define ECHO_LAG (1024 * 1024)
+static int echo;
+
 static int
 stream_mode(struct host *h, const struct host_cmd *cmd)
 {
@@ -100,6 +108,16 @@ stream_mode(struct host *h, const struct host_cmd *cmd)
         int eof = 0;
         ssize_t r;
 
+        if (echo && !in_eof && sent - got > ECHO_LAG) {
+            r = s->ops->read(s, buf, CHUNK);
+            if (r <= 0) {
+                rc = r < 0 ? (int)r : CR_EPROTO; /* no echo */
+                break;
+            }
+            got += (unsigned long long)r;
+            write_all(1, buf, (size_t)r);
+            continue;
+        }
         if (!in_eof) {
             ssize_t n = read(0, buf, CHUNK);
 
@@ -306,7 +324,7 @@ main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    while ((opt = getopt(argc, argv, "+be:sP:O:cE:i:oCS2Lv")) != -1) {
+    while ((opt = getopt(argc, argv, "+be:sP:O:cE:i:oCS2Llv")) != -1) {
         switch (opt) {
         case 'b':
             batch = 1;
@@ -354,6 +372,9 @@ main(int argc, char **argv)
             break;
         case 'L':
             letgo = 1;
+            break;
+        case 'l':
+            echo = 1;
             break;
         case 'v':
             log_set_level(LOG_TRACE);
