@@ -73,7 +73,9 @@ struct ssh_chan {
     int got_exit;
     int eof_sent;
     int out_eof;
-    int exec_pending; /* exec sent, the server's answer not read yet */
+    int exec_pending;    /* exec sent, the server's answer not read yet */
+    struct strbuf stash; /* output read while a write waited, unread */
+    size_t stash_off;
     struct ssh_chan *next;
 };
 
@@ -1580,6 +1582,7 @@ chan_free(struct ssh_chan *ch)
         ssh_channel_free(ch->ch);
     }
     strbuf_release(&ch->line);
+    strbuf_release(&ch->stash);
     free(ch);
 }
 
@@ -1709,6 +1712,7 @@ ssh_chan_exec(struct ssh_conn *c,
     ch->capture = err_capture;
     ch->exit_status = -1;
     strbuf_init(&ch->line, 0);
+    strbuf_init(&ch->stash, 0);
     ch->next = c->chans;
     c->chans = ch;
     if (c->dead) {
@@ -1818,7 +1822,7 @@ ssh_chan_wait(struct ssh_chan *ch, int timeout_ms)
     /* Something is already buffered: no need to block. */
     /* (> 0: data; SSH_EOF is negative and must not make this spin while
      * the command runs on after closing its output.) */
-    if (ssh_channel_poll(ch->ch, 0) > 0) {
+    if (ch->stash_off < ch->stash.len || ssh_channel_poll(ch->ch, 0) > 0) {
         slice = 0;
     }
     int rc = conn_pump(ch->conn, slice);
@@ -1861,6 +1865,39 @@ ssh_chan_write_some(struct ssh_chan *ch, const void *buf, size_t n)
     return w;
 }
 
+/* While a write waits for window, the command may be waiting for us to
+ * read its output before it reads more input (anything that writes much
+ * before it reads, or an echo that fell behind): libssh grants the server
+ * more window only when we read, so each end would wait for the other.
+ * Read what has arrived into ch->stash (ssh_chan_read_nb returns it
+ * first) and forward stderr as usual. */
+static int
+stash_output(struct ssh_chan *ch)
+{
+    char buf[65536];
+
+    for (;;) {
+        int r = ssh_channel_read_nonblocking(ch->ch, buf, sizeof(buf), 0);
+
+        if (r > 0) {
+            strbuf_add(&ch->stash, buf, (size_t)r);
+            continue;
+        }
+        if (r < 0 && r != SSH_EOF) {
+            log_debug("%s: read from remote command failed: %s",
+                      ch->conn->name,
+                      ssh_get_error(ch->conn->s));
+            if (!ssh_is_connected(ch->conn->s)) {
+                conn_lost(ch->conn);
+            }
+            return CR_ESSH;
+        }
+        break;
+    }
+    (void)drain_stderr(ch);
+    return 0;
+}
+
 int
 ssh_chan_write(struct ssh_chan *ch, const void *buf, size_t n)
 {
@@ -1889,6 +1926,9 @@ ssh_chan_write(struct ssh_chan *ch, const void *buf, size_t n)
         if (w == 0) {
             /* Window full: wait for the server's window adjust. */
             rc = conn_pump(ch->conn, WAIT_SLICE);
+            if (rc == 0) {
+                rc = stash_output(ch);
+            }
             if (rc != 0) {
                 return rc;
             }
@@ -1903,6 +1943,20 @@ ssh_chan_read_nb(struct ssh_chan *ch, void *buf, size_t n, int *eof)
     int r;
 
     *eof = 0;
+    if (ch->stash_off < ch->stash.len) {
+        size_t k = ch->stash.len - ch->stash_off;
+
+        if (k > n) {
+            k = n;
+        }
+        memcpy(buf, ch->stash.buf + ch->stash_off, k);
+        ch->stash_off += k;
+        if (ch->stash_off == ch->stash.len) {
+            strbuf_reset(&ch->stash);
+            ch->stash_off = 0;
+        }
+        return (ssize_t)k;
+    }
     if (ch->out_eof) {
         *eof = 1;
         return 0;

@@ -297,6 +297,13 @@ assert_eq "a stream let go of, then another command on the session" \
 	"B=<B
 > B-status=0" "$out"
 
+# A command that writes 8 MiB before it reads its 8 MiB of input: while
+# the driver's write waits for window, crebuild must read the output (else
+# each end waits for the other; 30 s bound on failure).
+head -c 8M /dev/zero > "$W/z8"
+out=$(NIX_SSHOPTS=$BASE timeout 30 "$R" -S "root@$IP" sh -c 'head -c 8M /dev/zero; cat > /dev/null' < "$W/z8" 2> "$W/err" | wc -c)
+assert_eq "command writing 8 MiB before reading 8 MiB of input: no deadlock" 8388608 "$out"
+
 head -c 100M /dev/urandom > "$W/r100"
 out=$(NIX_SSHOPTS=$BASE "$R" -S -l "root@$IP" cat < "$W/r100" 2> "$W/err" | cmp - "$W/r100" && echo same)
 assert_eq "100 MiB echoed through one channel intact" same "$out"
