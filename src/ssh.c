@@ -1468,23 +1468,33 @@ err_sink(struct ssh_chan *ch, const char *p, size_t n)
     }
 }
 
+/* Read what has arrived on ch without waiting: stderr goes where
+ * err_sink sends it, stdout into ch->stash (ssh_chan_read_nb returns it
+ * first).  0, or CR_ESSH when libssh fails. */
+static int
+drain(struct ssh_chan *ch, int is_stderr)
+{
+    char buf[65536];
+
+    for (;;) {
+        int r =
+            ssh_channel_read_nonblocking(ch->ch, buf, sizeof(buf), is_stderr);
+
+        if (r <= 0) {
+            return r == SSH_ERROR ? CR_ESSH : 0;
+        }
+        if (is_stderr) {
+            err_sink(ch, buf, (size_t)r);
+        } else {
+            strbuf_add(&ch->stash, buf, (size_t)r);
+        }
+    }
+}
+
 static int
 drain_stderr(struct ssh_chan *ch)
 {
-    char buf[16384];
-
-    for (;;) {
-        int r = ssh_channel_read_nonblocking(ch->ch, buf, sizeof(buf), 1);
-
-        if (r > 0) {
-            err_sink(ch, buf, (size_t)r);
-            continue;
-        }
-        if (r == SSH_ERROR) {
-            return CR_ESSH;
-        }
-        return 0;
-    }
+    return drain(ch, 1);
 }
 
 static void
@@ -1783,6 +1793,21 @@ conn_lost(struct ssh_conn *c)
     c->dead = 1;
 }
 
+/* A read or write on ch failed: say so at debug level (the caller
+ * reports), note a lost connection, return CR_ESSH. */
+static int
+chan_io_failed(struct ssh_chan *ch, const char *what)
+{
+    log_debug("%s: %s remote command failed: %s",
+              ch->conn->name,
+              what,
+              ssh_get_error(ch->conn->s));
+    if (!ssh_is_connected(ch->conn->s)) {
+        conn_lost(ch->conn);
+    }
+    return CR_ESSH;
+}
+
 static int
 conn_pump(struct ssh_conn *c, int timeout_ms)
 {
@@ -1854,48 +1879,9 @@ ssh_chan_write_some(struct ssh_chan *ch, const void *buf, size_t n)
     }
     w = ssh_channel_write(ch->ch, buf, (uint32_t)n);
     if (w < 0) {
-        log_debug("%s: write to remote command failed: %s",
-                  ch->conn->name,
-                  ssh_get_error(ch->conn->s));
-        if (!ssh_is_connected(ch->conn->s)) {
-            conn_lost(ch->conn);
-        }
-        return CR_ESSH;
+        return chan_io_failed(ch, "write to");
     }
     return w;
-}
-
-/* While a write waits for window, the command may be waiting for us to
- * read its output before it reads more input (anything that writes much
- * before it reads, or an echo that fell behind): libssh grants the server
- * more window only when we read, so each end would wait for the other.
- * Read what has arrived into ch->stash (ssh_chan_read_nb returns it
- * first) and forward stderr as usual. */
-static int
-stash_output(struct ssh_chan *ch)
-{
-    char buf[65536];
-
-    for (;;) {
-        int r = ssh_channel_read_nonblocking(ch->ch, buf, sizeof(buf), 0);
-
-        if (r > 0) {
-            strbuf_add(&ch->stash, buf, (size_t)r);
-            continue;
-        }
-        if (r < 0 && r != SSH_EOF) {
-            log_debug("%s: read from remote command failed: %s",
-                      ch->conn->name,
-                      ssh_get_error(ch->conn->s));
-            if (!ssh_is_connected(ch->conn->s)) {
-                conn_lost(ch->conn);
-            }
-            return CR_ESSH;
-        }
-        break;
-    }
-    (void)drain_stderr(ch);
-    return 0;
 }
 
 int
@@ -1924,14 +1910,19 @@ ssh_chan_write(struct ssh_chan *ch, const void *buf, size_t n)
         p += w;
         n -= (size_t)w;
         if (w == 0) {
-            /* Window full: wait for the server's window adjust. */
+            /* Window full: wait for the server's window adjust.  The
+             * command may meanwhile wait for us to read its output before
+             * it reads more input, and libssh grants the server window
+             * only when we read: read it now, or each end would wait for
+             * the other. */
             rc = conn_pump(ch->conn, WAIT_SLICE);
-            if (rc == 0) {
-                rc = stash_output(ch);
+            if (rc == 0 && drain(ch, 0) != 0) {
+                rc = chan_io_failed(ch, "read from");
             }
             if (rc != 0) {
                 return rc;
             }
+            (void)drain_stderr(ch);
         }
     }
     return 0;
@@ -1975,13 +1966,7 @@ ssh_chan_read_nb(struct ssh_chan *ch, void *buf, size_t n, int *eof)
         return 0;
     }
     if (r < 0) {
-        log_debug("%s: read from remote command failed: %s",
-                  ch->conn->name,
-                  ssh_get_error(ch->conn->s));
-        if (!ssh_is_connected(ch->conn->s)) {
-            conn_lost(ch->conn);
-        }
-        return CR_ESSH;
+        return chan_io_failed(ch, "read from");
     }
     return r;
 }
