@@ -316,6 +316,12 @@ BUSY=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 >= 20 { printf "%s%s (%d%% CPU)
 say "crebuild benchmark: $CREBUILD ($("$CREBUILD" --version 2>&1 | head -n 1)); $(nproc) cores; $(nix --version)"
 say "hosts in $CR_TEST_ROOT on $STORE_FS (deployer $DEP, target $TGT)"
 cc -O2 -Wall -o "$W/peakrss" "$bench/peakrss.c" || die "cannot compile bench/peakrss.c"
+# crebuild's transport alone (row 3): the integration tests' driver, built
+# from the same sources with crebuild's flags for speed.
+# shellcheck disable=SC2046
+cc -std=c11 -D_GNU_SOURCE -I"$repo/include" -O2 -o "$W/sshrun" "$repo/tests/tools/sshrun.c" \
+	"$repo"/src/{util,log,strbuf,strvec,shquote,sshopts,sshconfig,ssh,host_remote,host_local,proc}.c \
+	$(pkg-config --cflags --libs libssh) || die "cannot compile tests/tools/sshrun.c"
 deployer_up "$DEP" || die "deployer_up $DEP failed"
 
 FLAKE=$W/flake
@@ -523,7 +529,7 @@ if [[ " $SCEN " == *" 3 "* ]]; then
 	host_exec "$DEP" bash -c 'nix-store -qR "$1" | while read -r p; do find "$p" -type f -exec cat {} +; done > /dev/null' \
 		sh "${TOP[big]}"
 	cr_reset; FLOOR=() SI=()
-	SSH_T=() SSH_CPU=()
+	SSH_T=() SSH_CPU=() TR_T=()
 	for i in $(seq "$REPS"); do
 		fresh_target
 		run_crebuild "$cfg" "s3-crebuild-$i"
@@ -536,6 +542,13 @@ if [[ " $SCEN " == *" 3 "* ]]; then
 		fi
 		run_floor "$cfg"
 		run_sshserve "$cfg" "" "s3-sshserve-$i"
+		if measure "$LOGS/s3-transport-$i.log" env NIX_SSHOPTS="$TOPTS" bash -c \
+			'"$1" -b -S "$2" sh -c "cat > /dev/null" < "$3"' sh "$W/sshrun" "$THOST" "$W/big.export"; then
+			TR_T+=("$(field wall "$RES")")
+			say "  crebuild's transport alone, cat >/dev/null of $mib MiB: $(field wall "$RES") s"
+		else
+			failed "sshrun -S $THOST sh -c 'cat >/dev/null' < big.export" "$LOGS/s3-transport-$i.log"
+		fi
 	done
 	cipher=$(host_exec "$DEP" ssh -v "$THOST" true 2>&1 | sed -n 's/.*kex: client->server cipher: \([^ ]*\).*/\1/p' | head -n 1)
 	if [ ${#CR_COPY[@]} -gt 0 ] && [ ${#SSH_T[@]} -gt 0 ]; then
@@ -545,6 +558,7 @@ if [[ " $SCEN " == *" 3 "* ]]; then
 			"$(verdict "$r <= 1/0.9")" "$f s" "$(si_cell)" "$(rss_cell)"
 		NOTES+=("3: crebuild copy step $c s = $(calc "$mib / $c") MiB/s; ssh ($cipher) cat >/dev/null $(calc "$mib / $a") MiB/s; crebuild speed = $(calc "1 / $r")x ssh's (paired); whole crebuild switch $(median "${CR_WALL[@]}") s; floor = target's nix-store --import of the same closure from a file (hashing + writing $mib MiB; --import holds each NAR in memory, --serve does not)")
 		[ ${#SI[@]} -gt 0 ] && NOTES+=("3: ssh|serve (the same upload made ahead, the deployer only encrypting) $(median "${SI[@]}") s = $(calc "$a / $(median "${SI[@]}")")x ssh cat's speed: the most any copy into the target's nix-store reaches here; crebuild's copy step = $(paired CR_COPY SI)x ssh|serve's time (paired)")
+		[ ${#TR_T[@]} -eq ${#SSH_T[@]} ] && NOTES+=("3: crebuild's transport alone (tests/tools/sshrun: login, then the same $mib MiB into 'cat >/dev/null' through libssh, as crebuild sends them) $(median "${TR_T[@]}") s = $(calc "1 / $(paired TR_T SSH_T)")x ssh cat's speed (paired): what the transport's tuning reaches when the target does not import")
 		NOTES+=("3: CPU on the deployer: crebuild $(median "${CR_CPU[@]}") s (with its nix children; it reads and SHA-256-hashes the $mib MiB it sends and encrypts them), ssh $(median "${SSH_CPU[@]}") s (encrypts only); the target's sshd and nix-store (decrypt, hash, write) share the same 2 cores")
 	else
 		row "3 ${BIGN}x${BIGMIB} MiB, plain link" "FAILED" "" "" "<= 1.11x" "NO" "" "" ""
