@@ -1,10 +1,12 @@
 /* sshconfig.c: ssh_config(5) files into struct ssh_target. */
 #include "crebuild/sshconfig.h"
+#include "crebuild/proc.h"
 #include "crebuild/strbuf.h"
 #include "crebuild/util.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -18,10 +20,11 @@
 
 /* ---- patterns ---- */
 
-int
-sshconfig_match_pattern(const char *s, const char *p)
+/* Iterative wildcard match (no exponential backtracking); fold: ignore
+ * ASCII case. */
+static int
+match_pattern(const char *s, const char *p, int fold)
 {
-    /* Iterative wildcard match (no exponential backtracking). */
     const char *star = NULL;
     const char *resume = NULL;
 
@@ -29,9 +32,9 @@ sshconfig_match_pattern(const char *s, const char *p)
         if (*p == '*') {
             star = p++;
             resume = s;
-        } else if (*p != '\0' &&
-                   (*p == '?' ||
-                    tolower((unsigned char)*p) == tolower((unsigned char)*s))) {
+        } else if (*p != '\0' && (*p == '?' || *p == *s ||
+                                  (fold && tolower((unsigned char)*p) ==
+                                               tolower((unsigned char)*s)))) {
             p++;
             s++;
         } else if (star != NULL) {
@@ -47,10 +50,17 @@ sshconfig_match_pattern(const char *s, const char *p)
     return *p == '\0';
 }
 
-/* A comma-separated list with !negations (Match host): 1 if a positive
- * pattern matches and no negated one does. */
+int
+sshconfig_match_pattern(const char *s, const char *p)
+{
+    return match_pattern(s, p, 1);
+}
+
+/* A comma-separated list with !negations (Match host, user): 1 if a
+ * positive pattern matches and no negated one does.  Host names ignore
+ * case, user names do not (as with ssh). */
 static int
-match_list(const char *host, const char *list)
+match_list(const char *host, const char *list, int fold)
 {
     char *copy = xstrdup(list);
     char *save = NULL;
@@ -60,7 +70,7 @@ match_list(const char *host, const char *list)
          p = strtok_r(NULL, ",", &save)) {
         int neg = *p == '!';
 
-        if (sshconfig_match_pattern(host, p + neg)) {
+        if (match_pattern(host, p + neg, fold)) {
             if (neg) {
                 hit = 0;
                 break;
@@ -186,54 +196,217 @@ do_host(struct parse *ps, const struct strvec *args, char **err)
     return 0;
 }
 
+/* A value put into a Match exec command by a %-token: only characters a
+ * shell takes literally, so that a host or user name cannot add to the
+ * command. */
+static int
+shell_safe(const char *v)
+{
+    for (; *v != '\0'; v++) {
+        if (!isalnum((unsigned char)*v) && strchr("-._:@+/~,=[]", *v) == NULL) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The Match exec command with its tokens expanded into *out.  0; 1 when a
+ * token crebuild does not know the value of (%C, %k): *out is NULL; or
+ * CR_EUSAGE with *err. */
+static int
+exec_expand(struct parse *ps,
+            const char *cmd,
+            const char *target,
+            char **out,
+            char **err)
+{
+    const struct sshconfig *cfg = ps->cfg;
+    const struct ssh_target *t = cfg->t;
+    const char *luser = cfg->local_user != NULL ? cfg->local_user : "";
+    const char *lhost = cfg->local_host != NULL ? cfg->local_host : "";
+    struct strbuf sb = STRBUF_INIT;
+    char num[32];
+
+    *out = NULL;
+    for (const char *p = cmd; *p != '\0'; p++) {
+        const char *v = NULL;
+        char tok;
+
+        if (*p != '%') {
+            strbuf_addch(&sb, *p);
+            continue;
+        }
+        tok = *++p;
+        switch (tok) {
+        case '%':
+            strbuf_addch(&sb, '%');
+            continue;
+        case 'h':
+            v = target;
+            break;
+        case 'n':
+            v = cfg->host != NULL ? cfg->host : "";
+            break;
+        case 'p':
+            (void)snprintf(num, sizeof(num), "%d", t->port > 0 ? t->port : 22);
+            v = num;
+            break;
+        case 'r':
+            v = t->user != NULL ? t->user : luser;
+            break;
+        case 'u':
+            v = luser;
+            break;
+        case 'd':
+            v = cfg->local_home != NULL ? cfg->local_home : "";
+            break;
+        case 'i':
+            (void)snprintf(num, sizeof(num), "%u", cfg->local_uid);
+            v = num;
+            break;
+        case 'l':
+            v = lhost;
+            break;
+        case 'L':
+            strbuf_add(&sb, lhost, strcspn(lhost, "."));
+            continue;
+        case 'C':
+        case 'k':
+            pnote(ps,
+                  "Match exec token '%%%c' not supported by crebuild: "
+                  "block skipped",
+                  tok);
+            strbuf_release(&sb);
+            return 1;
+        default:
+            strbuf_release(&sb);
+            if (tok == '\0') {
+                return perr(ps, err, "Match exec: '%%' at the end");
+            }
+            return perr(ps, err, "Match exec: unknown token '%%%c'", tok);
+        }
+        if (!shell_safe(v)) {
+            strbuf_release(&sb);
+            return perr(ps,
+                        err,
+                        "Match exec: '%%%c' is '%s', which a shell command "
+                        "cannot take as is",
+                        tok,
+                        v);
+        }
+        strbuf_addstr(&sb, v);
+    }
+    *out = strbuf_detach(&sb);
+    if (*out == NULL) {
+        *out = xstrdup("");
+    }
+    return 0;
+}
+
+/* Match exec CMD: *hit is 1 when it ran and exited 0; *skip when it
+ * cannot be decided here (a note says why).  0 or CR_E* with *err. */
+static int
+match_exec(struct parse *ps,
+           const char *cmd,
+           const char *target,
+           int *hit,
+           int *skip,
+           char **err)
+{
+    char *line = NULL;
+    int rc;
+
+    *hit = 0;
+    rc = exec_expand(ps, cmd, target, &line, err);
+    if (rc != 0) {
+        *skip = rc > 0;
+        return rc > 0 ? 0 : rc;
+    }
+    if (ps->cfg->exec == NULL) {
+        pnote(ps, "Match exec not run here: block skipped");
+        *skip = 1;
+        free(line);
+        return 0;
+    }
+    rc = ps->cfg->exec(ps->cfg, line, err);
+    free(line);
+    if (rc < 0) {
+        return rc;
+    }
+    *hit = rc == 1;
+    return 0;
+}
+
 static int
 do_match(struct parse *ps, const struct strvec *args, char **err)
 {
-    const struct ssh_target *t = ps->cfg->t;
-    const char *orig = ps->cfg->host != NULL ? ps->cfg->host : "";
+    const struct sshconfig *cfg = ps->cfg;
+    const struct ssh_target *t = cfg->t;
+    const char *orig = cfg->host != NULL ? cfg->host : "";
+    const char *luser = cfg->local_user != NULL ? cfg->local_user : "";
     char *target = NULL;
     int result = 1;
     int skip = 0;
+    int rc = 0;
 
     if (args->n == 0) {
         return perr(ps, err, "Match needs a criterion");
     }
     target = t->hostname != NULL ? sshopts_expand_hostname(t->hostname, orig)
                                  : xstrdup(orig);
-    for (size_t i = 0; i < args->n; i++) {
+    for (size_t i = 0; i < args->n && rc == 0; i++) {
+        static const char *const known[] = {
+            "host", "originalhost", "user", "localuser", "exec"};
         const char *a = args->v[i];
         int neg = *a == '!';
+        int r = 0;
+        size_t k;
 
         a += neg;
         if (strcasecmp(a, "all") == 0) {
             if (neg) {
                 result = 0;
             }
-        } else if (strcasecmp(a, "host") == 0 ||
-                   strcasecmp(a, "originalhost") == 0) {
-            int r;
-
-            if (i + 1 >= args->n) {
-                free(target);
-                return perr(ps, err, "Match %s needs an argument", a);
+            continue;
+        }
+        for (k = 0; k < ARRAY_SIZE(known); k++) {
+            if (strcasecmp(a, known[k]) == 0) {
+                break;
             }
-            r = match_list(strcasecmp(a, "host") == 0 ? target : orig,
-                           args->v[++i]);
-            if (r == neg) {
-                result = 0;
+        }
+        if (k < ARRAY_SIZE(known) && i + 1 >= args->n) {
+            rc = perr(ps, err, "Match %s needs an argument", a);
+            break;
+        }
+        switch (k) {
+        case 0: /* host: after HostName */
+            r = match_list(target, args->v[++i], 1);
+            break;
+        case 1: /* originalhost: as given */
+            r = match_list(orig, args->v[++i], 1);
+            break;
+        case 2: /* user: the remote user known so far, else ours */
+            r = match_list(t->user != NULL ? t->user : luser, args->v[++i], 0);
+            break;
+        case 3:
+            r = match_list(luser, args->v[++i], 0);
+            break;
+        case 4: /* exec: not run once the line cannot match (as ssh) */
+            i++;
+            if (!result || skip) {
+                continue;
             }
-        } else {
-            static const char *const with_arg[] = {"exec",
-                                                   "user",
-                                                   "localuser",
-                                                   "localnetwork",
-                                                   "tagged",
-                                                   "version",
-                                                   "command",
-                                                   "sessiontype"};
+            rc = match_exec(ps, args->v[i], target, &r, &skip, err);
+            if (rc != 0 || skip) {
+                continue;
+            }
+            break;
+        default: {
+            static const char *const with_arg[] = {
+                "localnetwork", "tagged", "version", "command", "sessiontype"};
             int takes = 0;
 
-            for (size_t k = 0; k < ARRAY_SIZE(with_arg); k++) {
+            for (k = 0; k < ARRAY_SIZE(with_arg); k++) {
                 if (strcasecmp(a, with_arg[k]) == 0) {
                     takes = 1;
                 }
@@ -248,11 +421,16 @@ do_match(struct parse *ps, const struct strvec *args, char **err)
             if (takes && i + 1 < args->n) {
                 i++;
             }
+            continue;
+        }
+        }
+        if (r == neg) {
+            result = 0;
         }
     }
     free(target);
-    ps->active = result && !skip;
-    return 0;
+    ps->active = rc == 0 && result && !skip;
+    return rc;
 }
 
 static char *
@@ -469,6 +647,37 @@ sshconfig_include_files(struct sshconfig *cfg,
     return rc;
 }
 
+int
+sshconfig_exec_shell(struct sshconfig *cfg, const char *command, char **err)
+{
+    const char *shell = getenv("SHELL");
+    struct strvec argv = STRVEC_INIT;
+    struct proc_spec spec;
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    int status = -1;
+    int rc;
+
+    (void)cfg;
+    *err = NULL;
+    if (devnull < 0) {
+        *err = xasprintf("cannot open /dev/null: %s", strerror(errno));
+        return CR_ESYS;
+    }
+    if (shell == NULL || shell[0] != '/') {
+        shell = "/bin/sh";
+    }
+    strvec_pushl(&argv, shell, "-c", command, (const char *)NULL);
+    memset(&spec, 0, sizeof(spec));
+    spec.argv = &argv;
+    spec.out_fd = devnull;
+    spec.err_fd = STDERR_FILENO;
+    /* A shell that cannot run is logged and does not match (as ssh). */
+    rc = proc_run(&spec, &status);
+    close(devnull);
+    strvec_clear(&argv);
+    return rc == 0 && status == 0 ? 1 : 0;
+}
+
 static char *
 home_dir(void)
 {
@@ -499,8 +708,19 @@ sshconfig_load(struct ssh_target *t,
     cfg.home = home;
     cfg.dir = user_dir;
     cfg.include = sshconfig_include_files;
+    cfg.exec = sshconfig_exec_shell;
     cfg.warnings = warnings;
     cfg.notes = notes;
+    struct passwd *pw = getpwuid(getuid());
+    char *luser = xstrdup(pw != NULL && pw->pw_name != NULL ? pw->pw_name : "");
+    char lhost[256] = "";
+    if (gethostname(lhost, sizeof(lhost) - 1) != 0) {
+        lhost[0] = '\0';
+    }
+    cfg.local_user = luser;
+    cfg.local_home = home;
+    cfg.local_host = lhost;
+    cfg.local_uid = (unsigned)getuid();
     if (t->config != NULL && strcasecmp(t->config, "none") == 0) {
         goto out;
     }
@@ -541,5 +761,6 @@ out:
     free(path);
     free(user_dir);
     free(home);
+    free(luser);
     return rc;
 }

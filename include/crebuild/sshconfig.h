@@ -10,12 +10,16 @@
  * arguments ("..." and '...', backslash escapes as OpenSSH's argv_split),
  * comments (a line, or a word, starting with #), `Host` with several
  * patterns (`*`, `?`, `!negation`), `Match all`, `Match [!]host LIST`,
- * `Match [!]originalhost LIST` (other Match criteria skip the block, with a
- * note), `Include` (several arguments, ~ and globs, relative to ~/.ssh for
- * user files and /etc/ssh for the global one; nested up to 16 deep; an
- * Include in a block that does not apply is not read).  Unknown keywords
- * are notes, not errors.  An invalid value on a line that applies is an
- * error naming the file and line. */
+ * `Match [!]originalhost LIST`, `Match [!]user LIST` (the remote user known
+ * so far, else the local one), `Match [!]localuser LIST`, `Match [!]exec
+ * CMD` (CMD with %% %d %h %i %L %l %n %p %r %u expanded, run by the exec
+ * callback, only when the criteria before it hold; it matches when it
+ * exits 0), criteria of one line all holding (other criteria, e.g. final
+ * or canonical, skip the block, with a note), `Include` (several arguments, ~
+ * and globs, relative to ~/.ssh for user files and /etc/ssh for the global one;
+ * nested up to 16 deep; an Include in a block that does not apply is not read).
+ * Unknown keywords are notes, not errors.  An invalid value on a line that
+ * applies is an error naming the file and line. */
 #ifndef CREBUILD_SSHCONFIG_H
 #define CREBUILD_SSHCONFIG_H
 
@@ -36,12 +40,25 @@ typedef int (*sshconfig_include_fn)(struct sshconfig *cfg,
                                     int depth,
                                     char **err);
 
+/* Run a Match exec command (tokens expanded).  1 when it exited 0, 0
+ * when it did not (or could not run), or CR_E* with *err. */
+typedef int (*sshconfig_exec_fn)(struct sshconfig *cfg,
+                                 const char *command,
+                                 char **err);
+
 struct sshconfig {
     struct ssh_target *t; /* values fill what is unset */
     const char *host;     /* the host as given: Host, Match originalhost */
     const char *home;     /* ~ in Include; NULL: ~ is not expanded */
     const char *dir;      /* base of relative Include paths; NULL: as is */
     sshconfig_include_fn include; /* NULL: Include is skipped (a note) */
+    sshconfig_exec_fn exec;       /* NULL: Match exec skips (a note) */
+    /* This machine, for Match user/localuser/exec (%u %d %i %l %L); NULL
+     * or "" where unknown. */
+    const char *local_user;
+    const char *local_home;
+    const char *local_host;
+    unsigned local_uid;
     struct strvec *warnings;
     struct strvec *notes;
     void *userdata;
@@ -56,6 +73,11 @@ int sshconfig_parse(struct sshconfig *cfg,
                     const char *origin,
                     int depth,
                     char **err);
+
+/* The exec callback for real commands: the user's shell ($SHELL, else
+ * /bin/sh) with -c, stdin and stdout /dev/null, stderr ours, as ssh. */
+int
+sshconfig_exec_shell(struct sshconfig *cfg, const char *command, char **err);
 
 /* The include callback for real files (glob, read, parse). */
 int sshconfig_include_files(struct sshconfig *cfg,

@@ -216,6 +216,26 @@ run "-F $W/sshconfig -l crbob" -- boxalias id -un
 assert_eq "command line wins over the config file" crbob "$out"
 run "-F $W/nonexistent" -- "root@$IP" true
 assert_eq "missing -F file: usage error" 101 "$rc"
+# Match exec (the user's shell, tokens expanded; its output is not ours),
+# Match user/localuser: a block that applies moves the port to a closed one.
+cat "$W/sshconfig" - > "$W/sshconfig-match" << EOF
+Match exec "echo exec-noise; echo exec-err >&2; test -e $W/flag-%h-%r-%p"
+	Port 2222
+Match user crbob localuser $(id -un)
+	Port 2222
+EOF
+rm -f "$W/flag-$IP-crdeploy-22"
+run "-F $W/sshconfig-match" -- boxalias id -un
+assert_eq "Match exec false: the block does not apply" crdeploy "$out"
+assert_contains "Match exec: its stderr is shown" "$err" "exec-err"
+touch "$W/flag-$IP-crdeploy-22"
+run "-F $W/sshconfig-match" -- boxalias id -un
+assert_eq "Match exec true (%h %r %p expanded): the block applies" 104 "$rc"
+rm -f "$W/flag-$IP-crdeploy-22"
+run "-F $W/sshconfig-match -l crbob" -- boxalias id -un
+assert_eq "Match user + localuser: the block applies" 104 "$rc"
+run "-F $W/sshconfig-match -l crplain" -- boxalias true
+assert_eq "Match user of another user: the block does not apply" 0 "$rc"
 
 run "$BASE -p 22 -o Port=2222" -- "root@$IP" true
 assert_eq "-p given first wins" 0 "$rc"

@@ -87,6 +87,28 @@ mem_include(struct sshconfig *cfg, const char *path, int depth, char **err)
     return 0;
 }
 
+/* Match exec through a fake: what it was asked to run, in order. */
+static struct strvec exec_log = STRVEC_INIT;
+
+static int
+fake_exec(struct sshconfig *cfg, const char *command, char **err)
+{
+    (void)cfg;
+    *err = NULL;
+    strvec_push(&exec_log, command);
+    return strncmp(command, "true", 4) == 0 ? 1 : 0;
+}
+
+static void
+set_local(struct sshconfig *cfg)
+{
+    cfg->exec = fake_exec;
+    cfg->local_user = "alice";
+    cfg->local_home = "/home/u";
+    cfg->local_host = "deployer.example.org";
+    cfg->local_uid = 1000;
+}
+
 struct row {
     const char *host;
     const char *opts; /* NIX_SSHOPTS or NULL */
@@ -172,10 +194,46 @@ static const struct row rows[] = {
         NULL, {"user=orig"}, NULL},
     {"box", NULL, "HostName %h.example.org\nMatch host box.example.org\n"
         "User exp\n", NULL, {"user=exp"}, NULL},
-    {"box", NULL, "Match exec \"true\"\nUser ex\nHost *\nUser after\n", NULL,
-        {"user=after"}, "Match criterion 'exec' not supported"},
-    {"box", NULL, "Match user bob host box\nUser ex\n", NULL, {"user=-"},
-        "'user' not supported"},
+    /* user: the remote user known so far, else the local one (alice);
+     * case matters.  localuser: ours. */
+    {"bob@box", NULL, "Match user bob host box\nPort 1\n", NULL,
+        {"user=bob", "port=1"}, NULL},
+    {"box", NULL, "Match user bob\nPort 1\n", NULL, {"port=0"}, NULL},
+    {"box", NULL, "Match user alice\nPort 2\n", NULL, {"port=2"}, NULL},
+    {"box", NULL, "User bob\nMatch user b*\nPort 3\n", NULL,
+        {"user=bob", "port=3"}, NULL},
+    {"BOB@box", NULL, "Match user bob\nPort 4\n", NULL, {"port=0"}, NULL},
+    {"bob@box", NULL, "Match !user bob\nPort 5\n", NULL, {"port=0"},
+        NULL},
+    {"bob@box", NULL, "Match localuser alice\nPort 6\n", NULL,
+        {"port=6"}, NULL},
+    {"bob@box", NULL, "Match localuser *,!alice\nPort 7\n", NULL,
+        {"port=0"}, NULL},
+    {"box", NULL, "Match user\n", "Match user needs an argument", {NULL},
+        NULL},
+    /* exec (the fake runs "true ..." as a match, anything else not). */
+    {"box", NULL, "Match exec \"true %h\"\nPort 8\n", NULL, {"port=8"},
+        NULL},
+    {"box", NULL, "Match exec false\nPort 9\nHost *\nPort 10\n", NULL,
+        {"port=10"}, NULL},
+    {"box", NULL, "Match !exec false\nPort 11\n", NULL, {"port=11"}, NULL},
+    {"box", NULL, "Match host box exec true user alice\nPort 12\n", NULL,
+        {"port=12"}, NULL},
+    {"box", NULL, "Match host box exec true user bob\nPort 12\n", NULL,
+        {"port=0"}, NULL},
+    {"box", NULL, "Match exec \"true %C\"\nPort 13\n", NULL, {"port=0"},
+        "'%C' not supported"},
+    {"box", NULL, "Match exec \"true %q\"\n", "unknown token '%q'", {NULL},
+        NULL},
+    {"box", NULL, "Match exec \"true %\"\n", "'%' at the end", {NULL},
+        NULL},
+    {"box", NULL, "Match exec\n", "Match exec needs an argument", {NULL},
+        NULL},
+    {"box", NULL, "User \"x;touch y\"\nMatch exec \"true %r\"\n",
+        "'%r' is 'x;touch y', which a shell command cannot take", {NULL},
+        NULL},
+    {"box", NULL, "Match exec \"true\" final\nPort 14\n", NULL,
+        {"port=0"}, "'final' not supported"},
     {"box", NULL, "Match canonical all\nUser c\n", NULL, {"user=-"}, NULL},
     {"box", NULL, "Match\n", "Match needs a criterion", {NULL}, NULL},
     {"box", NULL, "Match host\n", "Match host needs an argument", {NULL},
@@ -251,6 +309,7 @@ test_rows(void **state)
         cfg.warnings = &warn;
         cfg.notes = &notes;
         cfg.userdata = &calls;
+        set_local(&cfg);
         rc = sshconfig_parse(&cfg, r->text, row_len(r), "config", 0, &err);
         if (r->err != NULL) {
             if (rc != CR_EUSAGE || err == NULL || strstr(err, r->err) == NULL) {
@@ -501,6 +560,95 @@ test_files(void **state)
 #undef WRITE
 }
 
+/* Match exec: its tokens, and it runs only when the criteria before it
+ * hold. */
+static void
+test_exec(void **state)
+{
+    static const struct {
+        const char *host;
+        const char *opts;
+        const char *text;
+        const char *ran; /* the commands run, joined with '|' */
+    } cases[] = {
+        {"bob@box",
+         "-p 2200 -o HostName=10.0.0.5",
+         "Match exec \"true %% %h %n %p %r %u %d %i %l %L\"\n",
+         "true % 10.0.0.5 box 2200 bob alice /home/u 1000 "
+         "deployer.example.org deployer"},
+        {"box", NULL, "Match exec \"true %p %r\"\n", "true 22 alice"},
+        {"box", NULL, "Match host other exec true\n", ""},
+        {"box", NULL, "Match user bob exec true\n", ""},
+        {"box", NULL, "Match exec false exec \"true 2\"\n", "false"},
+        {"box", NULL, "Match !exec false exec \"true 2\"\n", "false|true 2"},
+        {"box", NULL, "Host other\nMatch exec true\n", "true"},
+        {"box",
+         NULL,
+         "Match all\nMatch exec \"true a\"\nMatch exec b\n",
+         "true a|b"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct ssh_target t;
+        struct strvec warn = STRVEC_INIT, notes = STRVEC_INIT;
+        struct sshconfig cfg;
+        char *err = NULL;
+        char *ran;
+
+        ssh_target_init(&t);
+        assert_int_equal(
+            sshopts_target(
+                &t, cases[i].host, cases[i].opts, &warn, &notes, &err),
+            0);
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.t = &t;
+        cfg.host = t.host;
+        cfg.warnings = &warn;
+        cfg.notes = &notes;
+        set_local(&cfg);
+        strvec_clear(&exec_log);
+        assert_int_equal(
+            sshconfig_parse(
+                &cfg, cases[i].text, strlen(cases[i].text), "config", 0, &err),
+            0);
+        ran = strvec_join(&exec_log, "|");
+        if (strcmp(ran, cases[i].ran) != 0) {
+            fail_msg("case %zu '%s': ran '%s', expected '%s'",
+                     i,
+                     cases[i].text,
+                     ran,
+                     cases[i].ran);
+        }
+        free(ran);
+        free(err);
+        strvec_clear(&warn);
+        strvec_clear(&notes);
+        ssh_target_release(&t);
+    }
+    strvec_clear(&exec_log);
+}
+
+/* The real exec callback: the exit status decides, output is dropped. */
+static void
+test_exec_shell(void **state)
+{
+    struct sshconfig cfg;
+    char *err = NULL;
+
+    (void)state;
+    memset(&cfg, 0, sizeof(cfg));
+    assert_int_equal(setenv("SHELL", "/bin/sh", 1), 0);
+    assert_int_equal(sshconfig_exec_shell(&cfg, "exit 0", &err), 1);
+    assert_int_equal(sshconfig_exec_shell(&cfg, "exit 3", &err), 0);
+    assert_int_equal(sshconfig_exec_shell(&cfg, "kill -9 $$", &err), 0);
+    assert_int_equal(sshconfig_exec_shell(&cfg, "read x; test -z \"$x\"", &err),
+                     1);
+    assert_int_equal(setenv("SHELL", "relative-sh", 1), 0);
+    assert_int_equal(sshconfig_exec_shell(&cfg, "test -n \"$0\"", &err), 1);
+    assert_null(err);
+}
+
 int
 main(void)
 {
@@ -509,6 +657,8 @@ main(void)
         cmocka_unit_test(test_patterns),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_exec),
+        cmocka_unit_test(test_exec_shell),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
