@@ -16,7 +16,7 @@ CF="-std=c11 -D_GNU_SOURCE -Iinclude -DCR_VERSION=\"fuzz\" -g -O1 \
     $(pkg-config --cflags libcjson libcrypto)"
 LIBS="$(pkg-config --libs libcjson libcrypto)"
 objs=
-for m in util log strbuf strvec hash nar serve pathinfo cli flakeref sshopts sshconfig \
+for m in util log strbuf strvec hash nar serve pathinfo cli flakeref sshopts sshconfig proc \
     generations nixjson diff; do
     if [ ! "$OUT/$m.o" -nt "src/$m.c" ] || [ -n "$(find include -newer "$OUT/$m.o")" ]; then
         clang $CF -c -o "$OUT/$m.o" "src/$m.c"
