@@ -203,7 +203,8 @@ static int
 shell_safe(const char *v)
 {
     for (; *v != '\0'; v++) {
-        if (!isalnum((unsigned char)*v) && strchr("-._:@+/~,=[]", *v) == NULL) {
+        if (!isalnum((unsigned char)*v) &&
+            strchr("-._:@+/~,=[]%", *v) == NULL) {
             return 0;
         }
     }

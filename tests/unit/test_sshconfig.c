@@ -577,6 +577,10 @@ test_exec(void **state)
          "true % 10.0.0.5 box 2200 bob alice /home/u 1000 "
          "deployer.example.org deployer"},
         {"box", NULL, "Match exec \"true %p %r\"\n", "true 22 alice"},
+        {"fe80::1%25eth0",
+         NULL,
+         "Match exec \"true %h\"\n",
+         "true fe80::1%eth0"},
         {"box", NULL, "Match host other exec true\n", ""},
         {"box", NULL, "Match user bob exec true\n", ""},
         {"box", NULL, "Match exec false exec \"true 2\"\n", "false"},
