@@ -227,6 +227,7 @@ exec_expand(struct parse *ps,
     const char *lhost = cfg->local_host != NULL ? cfg->local_host : "";
     struct strbuf sb = STRBUF_INIT;
     char num[32];
+    char shorthost[256];
 
     *out = NULL;
     for (const char *p = cmd; *p != '\0'; p++) {
@@ -268,9 +269,14 @@ exec_expand(struct parse *ps,
         case 'l':
             v = lhost;
             break;
-        case 'L':
-            strbuf_add(&sb, lhost, strcspn(lhost, "."));
-            continue;
+        case 'L': /* up to the first dot */
+            (void)snprintf(shorthost,
+                           sizeof(shorthost),
+                           "%.*s",
+                           (int)strcspn(lhost, "."),
+                           lhost);
+            v = shorthost;
+            break;
         case 'C':
         case 'k':
             pnote(ps,
