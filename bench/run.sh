@@ -316,12 +316,8 @@ BUSY=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 >= 20 { printf "%s%s (%d%% CPU)
 say "crebuild benchmark: $CREBUILD ($("$CREBUILD" --version 2>&1 | head -n 1)); $(nproc) cores; $(nix --version)"
 say "hosts in $CR_TEST_ROOT on $STORE_FS (deployer $DEP, target $TGT)"
 cc -O2 -Wall -o "$W/peakrss" "$bench/peakrss.c" || die "cannot compile bench/peakrss.c"
-# crebuild's transport alone (row 3): the integration tests' driver, built
-# from the same sources with crebuild's flags for speed.
-# shellcheck disable=SC2046
-cc -std=c11 -D_GNU_SOURCE -I"$repo/include" -O2 -o "$W/sshrun" "$repo/tests/tools/sshrun.c" \
-	"$repo"/src/{util,log,strbuf,strvec,shquote,sshopts,sshconfig,ssh,host_remote,host_local,proc}.c \
-	$(pkg-config --cflags --libs libssh) || die "cannot compile tests/tools/sshrun.c"
+# crebuild's transport alone (row 3): the integration tests' driver.
+"$repo/tests/tools/build-sshrun.sh" "$W/sshrun" || die "cannot compile tests/tools/sshrun.c"
 deployer_up "$DEP" || die "deployer_up $DEP failed"
 
 FLAKE=$W/flake

@@ -260,7 +260,7 @@ exec_expand(struct parse *ps,
             v = luser;
             break;
         case 'd':
-            v = cfg->local_home != NULL ? cfg->local_home : "";
+            v = cfg->home != NULL ? cfg->home : "";
             break;
         case 'i':
             (void)snprintf(num, sizeof(num), "%u", cfg->local_uid);
@@ -685,14 +685,17 @@ sshconfig_exec_shell(struct sshconfig *cfg, const char *command, char **err)
     return rc == 0 && status == 0 ? 1 : 0;
 }
 
+/* Our home directory (passwd entry, else $HOME; NULL if neither) and, in
+ * *user, our user name ("" if unknown): one passwd lookup for both. */
 static char *
-home_dir(void)
+home_dir(char **user)
 {
     struct passwd *pw = getpwuid(getuid());
     const char *h = pw != NULL && pw->pw_dir != NULL && *pw->pw_dir != '\0'
                         ? pw->pw_dir
                         : getenv("HOME");
 
+    *user = xstrdup(pw != NULL && pw->pw_name != NULL ? pw->pw_name : "");
     return h != NULL ? xstrdup(h) : NULL;
 }
 
@@ -703,7 +706,8 @@ sshconfig_load(struct ssh_target *t,
                char **err)
 {
     struct sshconfig cfg;
-    char *home = home_dir();
+    char *luser = NULL;
+    char *home = home_dir(&luser);
     char *user_dir = home != NULL ? xasprintf("%s/.ssh", home) : NULL;
     char *path = NULL;
     int rc = 0;
@@ -718,14 +722,11 @@ sshconfig_load(struct ssh_target *t,
     cfg.exec = sshconfig_exec_shell;
     cfg.warnings = warnings;
     cfg.notes = notes;
-    struct passwd *pw = getpwuid(getuid());
-    char *luser = xstrdup(pw != NULL && pw->pw_name != NULL ? pw->pw_name : "");
     char lhost[256] = "";
     if (gethostname(lhost, sizeof(lhost) - 1) != 0) {
         lhost[0] = '\0';
     }
     cfg.local_user = luser;
-    cfg.local_home = home;
     cfg.local_host = lhost;
     cfg.local_uid = (unsigned)getuid();
     if (t->config != NULL && strcasecmp(t->config, "none") == 0) {

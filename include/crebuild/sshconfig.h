@@ -49,14 +49,13 @@ typedef int (*sshconfig_exec_fn)(struct sshconfig *cfg,
 struct sshconfig {
     struct ssh_target *t; /* values fill what is unset */
     const char *host;     /* the host as given: Host, Match originalhost */
-    const char *home;     /* ~ in Include; NULL: ~ is not expanded */
+    const char *home;     /* ~ in Include and %d; NULL: ~ kept, %d "" */
     const char *dir;      /* base of relative Include paths; NULL: as is */
     sshconfig_include_fn include; /* NULL: Include is skipped (a note) */
     sshconfig_exec_fn exec;       /* NULL: Match exec skips (a note) */
-    /* This machine, for Match user/localuser/exec (%u %d %i %l %L); NULL
+    /* This machine, for Match user/localuser/exec (%u %i %l %L); NULL
      * or "" where unknown. */
     const char *local_user;
-    const char *local_home;
     const char *local_host;
     unsigned local_uid;
     struct strvec *warnings;

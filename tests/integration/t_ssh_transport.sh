@@ -23,11 +23,8 @@ chmod 0700 "$W/home"
 # --- the driver (built from the sources: independent of the Makefile;
 # CR_SSHRUN_CFLAGS adds flags, e.g. -fsanitize=address,undefined) ------------
 R=$W/sshrun
-# shellcheck disable=SC2046
-if ! cc -std=c11 -D_GNU_SOURCE -I"$repo/include" -O2 -g ${CR_SSHRUN_CFLAGS:-} -o "$R" \
-	"$repo/tests/tools/sshrun.c" \
-	"$repo"/src/{util,log,strbuf,strvec,shquote,sshopts,sshconfig,ssh,host_remote,host_local,proc}.c \
-	$(pkg-config --cflags --libs libssh) 2> "$W/cc.log"; then
+# shellcheck disable=SC2086
+if ! "$repo/tests/tools/build-sshrun.sh" "$R" ${CR_SSHRUN_CFLAGS:-} 2> "$W/cc.log"; then
 	fail "build tests/tools/sshrun" "$(cat "$W/cc.log")"
 	done_testing
 	exit 1

@@ -104,7 +104,7 @@ set_local(struct sshconfig *cfg)
 {
     cfg->exec = fake_exec;
     cfg->local_user = "alice";
-    cfg->local_home = "/home/u";
+    cfg->home = "/home/u";
     cfg->local_host = "deployer.example.org";
     cfg->local_uid = 1000;
 }
