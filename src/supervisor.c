@@ -16,7 +16,10 @@
 #define STATE_DIR "/nix/var/crebuild"
 
 /* $1 mode, $2 state dir; run: $3 stc $4 action $5 profile $6 prev-gen
- * $7 timeout $8 install-bootloader; start: the same plus $9 use-systemd. */
+ * $7 timeout $8 install-bootloader; start: the same plus $9 use-systemd.
+ * Files one mode writes and another reads appear whole (put: a temporary
+ * file, then mv): follow, started at the same time as run, must never
+ * read a pid file that is created but not yet written. */
 static const char script[] =
     "mode=$1; state=$2\n"
     "put() { printf '%s\\n' \"$2\" > \"$state/$1.tmp\" && "
@@ -40,7 +43,7 @@ static const char script[] =
     "run)\n"
     "  exec >>\"$state/log\" 2>&1 </dev/null\n"
     "  trap '' HUP INT PIPE\n"
-    "  echo $$ > \"$state/pid\"\n"
+    "  put pid $$\n"
     "  prev=$(readlink -e /run/current-system 2>/dev/null) || prev=\n"
     "  [ -n \"$prev\" ] || prev=$(readlink -e \"$5\" 2>/dev/null) || prev=\n"
     "  NIXOS_INSTALL_BOOTLOADER=$8 \"$3\" \"$4\"; rc=$?\n"
@@ -78,8 +81,9 @@ static const char script[] =
     "\"$((size - off))\"; off=$size; fi\n"
     "    fi\n"
     "    [ \"$fin\" = 1 ] && exit 0\n"
-    "    if [ -e \"$state/pid\" ] && ! kill -0 \"$(cat \"$state/pid\")\" "
-    "2>/dev/null && [ ! -e \"$state/activated\" ]; then\n"
+    "    pid=$(cat \"$state/pid\" 2>/dev/null)\n"
+    "    if [ -n \"$pid\" ] && ! kill -0 \"$pid\" 2>/dev/null && "
+    "[ ! -e \"$state/activated\" ]; then\n"
     "      echo 'crebuild: the supervisor died' >&2; exit 93; fi\n"
     "    if [ \"$n\" -lt 100 ]; then sleep 0.02; n=$((n + 1));\n"
     "    else sleep 0.1; fi\n"
@@ -91,7 +95,7 @@ static const char script[] =
     "confirm|abort)\n"
     "  [ -d \"$state\" ] || exit 94\n"
     "  if [ \"$mode\" = confirm ]; then : > \"$state/confirm\";\n"
-    "  else printf '%s\\n' \"$3\" > \"$state/abort\"; fi\n"
+    "  else put abort \"$3\"; fi\n"
     "  n=0\n"
     "  while [ \"$n\" -lt 30000 ]; do\n"
     "    s=$(cat \"$state/status\" 2>/dev/null)\n"

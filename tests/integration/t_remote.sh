@@ -138,7 +138,7 @@ assert_contains "root login activation as root" "$(log | tail -n 1)" "USER=root 
 # Without a terminal (as here) and with the attribute given, the build and
 # then the listing of its closure run while crebuild logs in.
 err=$(cr test --flake "path:$flake#beta" --target-host root@target1 -v 2>&1 >/dev/null); rc=$?
-assert_eq "test of beta as root exits 0" 0 "$rc"
+assert_eq "test of beta as root exits 0" 0 "$rc" "$(tail -n 30 <<< "$err")"
 assert_contains "no terminal: the closure is listed while logging in" "$err" "listed while logging in"
 assert_eq "the closure is listed once" 1 "$(grep -c -- '--query --requisites' <<< "$err")"
 

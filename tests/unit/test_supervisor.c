@@ -18,6 +18,7 @@
 
 #include <limits.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Every shell metacharacter that could split, expand or run something,
@@ -441,6 +442,50 @@ rolled_back(enum how how)
     free(st);
 }
 
+/* follow starts at the same time as run: a pid file that exists but
+ * holds nothing yet (as run sees it between creating and writing it) is
+ * not a dead supervisor.  follow waits until activation has ended. */
+static void
+follow_before_pid(enum how how)
+{
+    struct supervise_req r;
+    struct strbuf out = STRBUF_INIT;
+    char *st = new_state();
+    char *pid = xasprintf("%s/pid", st);
+    char *log = xasprintf("%s/log", st);
+    char *activated = xasprintf("%s/activated", st);
+    pid_t child;
+    int wst;
+
+    req_init(&r, NULL, 0);
+    write_test_file(pid, "", 0644);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) { /* run, finishing: no cmocka in this process */
+        FILE *f;
+
+        usleep(300 * 1000);
+        if ((f = fopen(log, "w")) != NULL) {
+            fputs("stc [test]\n", f);
+            fclose(f);
+        }
+        if ((f = fopen(activated, "w")) != NULL) {
+            fputs("0\n", f);
+            fclose(f);
+        }
+        _exit(0);
+    }
+    assert_int_equal(run_mode(how, "follow", st, &r, NULL, &out), 0);
+    assert_int_equal(waitpid(child, &wst, 0), child);
+    assert_string_equal(out.buf, "stc [test]\n");
+    check_cleanup(how, st, &r);
+    strbuf_release(&out);
+    free(activated);
+    free(log);
+    free(pid);
+    free(st);
+}
+
 /* Each scenario over every way the script is run. */
 static void
 each_how(void (*scenario)(enum how))
@@ -462,6 +507,13 @@ test_run_failed(void **state)
 {
     (void)state;
     each_how(failed);
+}
+
+static void
+test_follow_before_pid(void **state)
+{
+    (void)state;
+    each_how(follow_before_pid);
 }
 
 static void
@@ -504,6 +556,7 @@ main(void)
         cmocka_unit_test(test_run_confirmed),
         cmocka_unit_test(test_run_failed),
         cmocka_unit_test(test_run_rolled_back),
+        cmocka_unit_test(test_follow_before_pid),
         cmocka_unit_test(test_mode_errors),
     };
     return cmocka_run_group_tests_name("supervisor", tests, setup, teardown);

@@ -5,7 +5,7 @@
 #   fail "desc" [details...]           a failing case (details to stderr)
 #   check "desc" CMD...                ok if CMD exits 0, else fail
 #   check_fails "desc" CMD...          ok if CMD exits non-zero, else fail
-#   assert_eq "desc" EXPECTED ACTUAL
+#   assert_eq "desc" EXPECTED ACTUAL [DETAIL...]   (details shown on failure)
 #   assert_ne "desc" UNEXPECTED ACTUAL
 #   assert_contains "desc" HAYSTACK NEEDLE
 #   assert_not_contains "desc" HAYSTACK NEEDLE
@@ -73,7 +73,9 @@ check_fails() {
 }
 
 assert_eq() {
-	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected: $2" "actual:   $3"; fi
+	local desc=$1 want=$2 got=$3
+	shift 3
+	if [ "$want" = "$got" ]; then ok "$desc"; else fail "$desc" "expected: $want" "actual:   $got" "$@"; fi
 }
 
 assert_ne() {
