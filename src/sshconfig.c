@@ -4,10 +4,14 @@
 #include "crebuild/strbuf.h"
 #include "crebuild/util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -80,6 +84,119 @@ match_list(const char *host, const char *list, int fold)
     }
     free(copy);
     return hit;
+}
+
+/* An address (IPv4 or IPv6, as text) into bytes; its family's bit
+ * count, or 0. */
+static unsigned
+addr_bytes(const char *text, unsigned char b[16])
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (inet_pton(AF_INET, text, &a4) == 1) {
+        memcpy(b, &a4, 4);
+        return 32;
+    }
+    if (inet_pton(AF_INET6, text, &a6) == 1) {
+        memcpy(b, &a6, 16);
+        return 128;
+    }
+    return 0;
+}
+
+/* One network, ADDR[/BITS] (BITS: all by default), with the host bits
+ * zero as ssh requires.  Its bit count (32 or 128), or 0 if invalid. */
+static unsigned
+parse_net(const char *entry, unsigned char net[16], unsigned *prefix)
+{
+    char text[INET6_ADDRSTRLEN + 8];
+    char *slash;
+    unsigned bits;
+    unsigned long long v = 0;
+
+    if (strlen(entry) >= sizeof(text)) {
+        return 0;
+    }
+    strcpy(text, entry);
+    slash = strchr(text, '/');
+    if (slash != NULL) {
+        *slash++ = '\0';
+    }
+    bits = addr_bytes(text, net);
+    if (bits == 0 || (slash != NULL && parse_uint(slash, bits, &v) != 0)) {
+        return 0;
+    }
+    *prefix = slash != NULL ? (unsigned)v : bits;
+    for (unsigned i = *prefix; i < bits; i++) {
+        if (net[i / 8] & (0x80u >> (i % 8))) {
+            return 0;
+        }
+    }
+    return bits;
+}
+
+int
+sshconfig_match_networks(const char *addr, const char *list)
+{
+    unsigned char a[16], net[16];
+    unsigned abits = addr != NULL ? addr_bytes(addr, a) : 0;
+    char *copy = xstrdup(list);
+    char *save = NULL;
+    int hit = 0;
+
+    for (char *p = strtok_r(copy, ",", &save); p != NULL;
+         p = strtok_r(NULL, ",", &save)) {
+        unsigned prefix = 0, i;
+        unsigned bits = parse_net(p, net, &prefix);
+
+        if (bits == 0) {
+            hit = -1;
+            break;
+        }
+        if (bits != abits || hit) {
+            continue;
+        }
+        for (i = 0; i < prefix; i++) {
+            if ((a[i / 8] ^ net[i / 8]) & (0x80u >> (i % 8))) {
+                break;
+            }
+        }
+        hit = i == prefix;
+    }
+    free(copy);
+    return hit;
+}
+
+/* The addresses of this machine's interfaces that are up, as text. */
+static void
+local_addresses(struct strvec *out)
+{
+    struct ifaddrs *all = NULL;
+
+    if (getifaddrs(&all) != 0) {
+        return;
+    }
+    for (const struct ifaddrs *i = all; i != NULL; i = i->ifa_next) {
+        char text[INET6_ADDRSTRLEN];
+        const void *a = NULL;
+        int af = i->ifa_addr != NULL ? i->ifa_addr->sa_family : AF_UNSPEC;
+
+        if (!(i->ifa_flags & IFF_UP)) {
+            continue;
+        }
+        if (af == AF_INET) {
+            a = &((const struct sockaddr_in *)(const void *)i->ifa_addr)
+                     ->sin_addr;
+        } else if (af == AF_INET6) {
+            a = &((const struct sockaddr_in6 *)(const void *)i->ifa_addr)
+                     ->sin6_addr;
+        }
+        if (a != NULL && inet_ntop(af, a, text, sizeof(text)) != NULL) {
+            strvec_push(out, text);
+        }
+    }
+    freeifaddrs(all);
 }
 
 /* ---- words ---- */
@@ -211,6 +328,24 @@ shell_safe(const char *v)
     return 1;
 }
 
+/* v for a one-line message: control characters as \xNN. */
+static char *
+printable(const char *v)
+{
+    struct strbuf sb = STRBUF_INIT;
+
+    for (; *v != '\0'; v++) {
+        unsigned char c = (unsigned char)*v;
+
+        if (c < 0x20 || c == 0x7f) {
+            strbuf_addf(&sb, "\\x%02x", c);
+        } else {
+            strbuf_add(&sb, v, 1);
+        }
+    }
+    return sb.buf != NULL ? strbuf_detach(&sb) : xstrdup("");
+}
+
 /* The Match exec command with its tokens expanded into *out.  0; 1 when a
  * token crebuild does not know the value of (%C, %k): *out is NULL; or
  * CR_EUSAGE with *err. */
@@ -293,13 +428,17 @@ exec_expand(struct parse *ps,
             return perr(ps, err, "Match exec: unknown token '%%%c'", tok);
         }
         if (!shell_safe(v)) {
+            char *shown = printable(v);
+            int rc = perr(ps,
+                          err,
+                          "Match exec: '%%%c' is '%s', which a shell command "
+                          "cannot take as is",
+                          tok,
+                          shown);
+
+            free(shown);
             strbuf_release(&sb);
-            return perr(ps,
-                        err,
-                        "Match exec: '%%%c' is '%s', which a shell command "
-                        "cannot take as is",
-                        tok,
-                        v);
+            return rc;
         }
         strbuf_addstr(&sb, v);
     }
@@ -347,7 +486,7 @@ match_exec(struct parse *ps,
 static int
 do_match(struct parse *ps, const struct strvec *args, char **err)
 {
-    const struct sshconfig *cfg = ps->cfg;
+    struct sshconfig *cfg = ps->cfg;
     const struct ssh_target *t = cfg->t;
     const char *orig = cfg->host != NULL ? cfg->host : "";
     const char *luser = cfg->local_user != NULL ? cfg->local_user : "";
@@ -372,6 +511,48 @@ do_match(struct parse *ps, const struct strvec *args, char **err)
         a += neg;
         if (strcasecmp(a, "all") == 0) {
             if (neg) {
+                result = 0;
+            }
+            continue;
+        }
+        if (strcasecmp(a, "localnetwork") == 0 && i + 1 >= args->n) {
+            rc = perr(ps, err, "Match localnetwork needs an argument");
+            break;
+        }
+        if (strcasecmp(a, "localnetwork") == 0 && cfg->local_addrs != NULL) {
+            /* An address of an interface that is up in one of the
+             * networks; an invalid list is an error, as with ssh. */
+            const char *list = args->v[++i];
+
+            if (sshconfig_match_networks(NULL, list) < 0) {
+                char *shown = printable(list);
+
+                rc = perr(ps,
+                          err,
+                          "Match localnetwork: invalid network list '%s' "
+                          "(ADDRESS/BITS, host bits zero, no '!')",
+                          shown);
+                free(shown);
+                break;
+            }
+            for (size_t j = 0; j < cfg->local_addrs->n && !r; j++) {
+                r = sshconfig_match_networks(cfg->local_addrs->v[j], list);
+            }
+            if (r == neg) {
+                result = 0;
+            }
+            continue;
+        }
+        if (strcasecmp(a, "final") == 0 || strcasecmp(a, "canonical") == 0) {
+            /* final holds in the second reading, which it asks for (as
+             * ssh).  canonical holds only in a reading after host name
+             * canonicalization, which crebuild does not do
+             * (CanonicalizeHostname is not supported): never. */
+            if (strcasecmp(a, "final") == 0) {
+                cfg->want_final = 1;
+                r = cfg->final_pass;
+            }
+            if (r == neg) {
                 result = 0;
             }
             continue;
@@ -699,6 +880,66 @@ home_dir(char **user)
     return h != NULL ? xstrdup(h) : NULL;
 }
 
+/* One reading, as ssh's: -F FILE alone (which must be readable; "none":
+ * nothing), else ~/.ssh/config then /etc/ssh/ssh_config. */
+static int
+read_files(struct sshconfig *cfg, const char *user_dir, char **err)
+{
+    const char *config = cfg->t->config;
+    char *path = NULL;
+    int rc = 0;
+
+    cfg->dir = user_dir;
+    if (config != NULL && strcasecmp(config, "none") == 0) {
+        return 0;
+    }
+    if (config != NULL) {
+        char *text = NULL;
+        size_t len = 0;
+
+        /* Relative to the current directory, as with ssh -F. */
+        path = config[0] == '~' ? include_path(cfg, config) : xstrdup(config);
+        if (path[0] == '~' || read_file(path, &text, &len) != 0) {
+            *err = xasprintf("cannot read ssh config file '%s': %s",
+                             path,
+                             path[0] == '~' ? "no home directory"
+                                            : strerror(errno));
+            free(path);
+            return CR_EUSAGE;
+        }
+        rc = sshconfig_parse(cfg, text, len, path, 0, err);
+        free(text);
+        free(path);
+        return rc;
+    }
+    if (user_dir != NULL) {
+        path = xasprintf("%s/config", user_dir);
+        rc = parse_file(cfg, path, 0, err);
+        free(path);
+    }
+    if (rc == 0) {
+        cfg->dir = "/etc/ssh";
+        rc = parse_file(cfg, "/etc/ssh/ssh_config", 0, err);
+    }
+    return rc;
+}
+
+/* Append to dst the lines of src it does not hold yet. */
+static void
+push_new(struct strvec *dst, const struct strvec *src)
+{
+    for (size_t i = 0; dst != NULL && i < src->n; i++) {
+        size_t k = 0;
+
+        while (k < dst->n && strcmp(dst->v[k], src->v[i]) != 0) {
+            k++;
+        }
+        if (k == dst->n) {
+            strvec_push(dst, src->v[i]);
+        }
+    }
+}
+
 int
 sshconfig_load(struct ssh_target *t,
                struct strvec *warnings,
@@ -709,7 +950,7 @@ sshconfig_load(struct ssh_target *t,
     char *luser = NULL;
     char *home = home_dir(&luser);
     char *user_dir = home != NULL ? xasprintf("%s/.ssh", home) : NULL;
-    char *path = NULL;
+    struct strvec addrs = STRVEC_INIT;
     int rc = 0;
 
     *err = NULL;
@@ -729,44 +970,31 @@ sshconfig_load(struct ssh_target *t,
     cfg.local_user = luser;
     cfg.local_host = lhost;
     cfg.local_uid = (unsigned)getuid();
-    if (t->config != NULL && strcasecmp(t->config, "none") == 0) {
-        goto out;
-    }
-    if (t->config != NULL) {
-        char *text = NULL;
-        size_t len = 0;
+    local_addresses(&addrs);
+    cfg.local_addrs = &addrs;
+    rc = read_files(&cfg, user_dir, err);
+    if (rc == 0 && cfg.want_final) {
+        /* Match final: all of it once more with final holding; what the
+         * first reading set stays (the first value wins), and its notes
+         * and warnings are not given twice. */
+        struct strvec warn2 = STRVEC_INIT, notes2 = STRVEC_INIT;
 
-        /* Relative to the current directory, as with ssh -F. */
-        path = t->config[0] == '~' ? include_path(&cfg, t->config)
-                                   : xstrdup(t->config);
-        if (path[0] == '~' || read_file(path, &text, &len) != 0) {
-            *err = xasprintf("cannot read ssh config file '%s': %s",
-                             path,
-                             path[0] == '~' ? "no home directory"
-                                            : strerror(errno));
-            rc = CR_EUSAGE;
-            goto out;
-        }
-        rc = sshconfig_parse(&cfg, text, len, path, 0, err);
-        free(text);
-        goto out;
+        cfg.final_pass = 1;
+        cfg.warnings = &warn2;
+        cfg.notes = &notes2;
+        rc = read_files(&cfg, user_dir, err);
+        push_new(warnings, &warn2);
+        push_new(notes, &notes2);
+        strvec_clear(&warn2);
+        strvec_clear(&notes2);
     }
-    if (user_dir != NULL) {
-        path = xasprintf("%s/config", user_dir);
-        rc = parse_file(&cfg, path, 0, err);
-    }
-    if (rc == 0) {
-        cfg.dir = "/etc/ssh";
-        rc = parse_file(&cfg, "/etc/ssh/ssh_config", 0, err);
-    }
-out:
     if (rc == 0 && t->hostname != NULL && strchr(t->hostname, '%') != NULL) {
         char *h = sshopts_expand_hostname(t->hostname, t->host);
 
         free(t->hostname);
         t->hostname = h;
     }
-    free(path);
+    strvec_clear(&addrs);
     free(user_dir);
     free(home);
     free(luser);

@@ -252,6 +252,19 @@ set_int(int *field, int v)
     return 0;
 }
 
+/* IdentityFile and -i accumulate; a file given twice is tried once (as
+ * ssh). */
+static void
+add_identity(struct ssh_target *t, const char *path)
+{
+    for (size_t i = 0; i < t->identities.n; i++) {
+        if (strcmp(t->identities.v[i], path) == 0) {
+            return;
+        }
+    }
+    strvec_push(&t->identities, path);
+}
+
 static int
 parse_yesno(const char *key, const char *v, int *out, char **err)
 {
@@ -396,7 +409,7 @@ apply_kv(struct ssh_target *t,
         set_str(&t->hostname, v);
         break;
     case K_IDENTITYFILE:
-        strvec_push(&t->identities, v);
+        add_identity(t, v);
         break;
     case K_USERKNOWNHOSTSFILE:
         if (t->known_hosts == NULL) {
@@ -578,7 +591,7 @@ apply_flag(struct ssh_target *t,
         }
         break;
     case 'i':
-        strvec_push(&t->identities, arg);
+        add_identity(t, arg);
         break;
     case 'l':
         set_str(&t->user, arg);

@@ -14,8 +14,12 @@
  * so far, else the local one), `Match [!]localuser LIST`, `Match [!]exec
  * CMD` (CMD with %% %d %h %i %L %l %n %p %r %u expanded, run by the exec
  * callback, only when the criteria before it hold; it matches when it
- * exits 0), criteria of one line all holding (other criteria, e.g. final
- * or canonical, skip the block, with a note), `Include` (several arguments, ~
+ * exits 0), `Match [!]final` (true in a second reading of all the files,
+ * made when a first one met it, as ssh), `Match [!]canonical` (never true:
+ * host names are not canonicalized), `Match [!]localnetwork LIST` (an
+ * address of an interface that is up is in one of the networks),
+ * criteria of one line all holding
+ * (other criteria skip the block, with a note), `Include` (several arguments, ~
  * and globs, relative to ~/.ssh for user files and /etc/ssh for the global one;
  * nested up to 16 deep; an Include in a block that does not apply is not read).
  * Unknown keywords are notes, not errors.  An invalid value on a line that
@@ -58,6 +62,13 @@ struct sshconfig {
     const char *local_user;
     const char *local_host;
     unsigned local_uid;
+    /* Addresses of this machine's interfaces that are up, for Match
+     * localnetwork; NULL: such a block is skipped (a note). */
+    const struct strvec *local_addrs;
+    /* Match final: false in the first reading, which sets want_final when
+     * it meets one; sshconfig_load then reads again with final_pass. */
+    int final_pass;
+    int want_final;
     struct strvec *warnings;
     struct strvec *notes;
     void *userdata;
@@ -87,12 +98,19 @@ int sshconfig_include_files(struct sshconfig *cfg,
 /* Read the configuration for t->host into t, as ssh does: t->config
  * ("-F FILE": that file only, which must be readable; "none": nothing),
  * otherwise ~/.ssh/config (home from the password database, else $HOME)
- * then /etc/ssh/ssh_config.  Afterwards %h and %% in HostName are
- * expanded.  Returns 0, or CR_EUSAGE with *err. */
+ * then /etc/ssh/ssh_config; all of it twice when a Match final asks for
+ * it.  Afterwards %h and %% in HostName are expanded.  Returns 0, or
+ * CR_EUSAGE with *err. */
 int sshconfig_load(struct ssh_target *t,
                    struct strvec *warnings,
                    struct strvec *notes,
                    char **err);
+
+/* Match localnetwork: is addr (IPv4 or IPv6 text) in one of the networks
+ * of list ("ADDR/BITS,..."; a bare address is the whole of it; host bits
+ * must be zero)?  1 or 0; -1 when the list is invalid (checked whole, also
+ * with addr NULL). */
+int sshconfig_match_networks(const char *addr, const char *list);
 
 /* Does host match the pattern (`*`, `?`, case-insensitive)? */
 int sshconfig_match_pattern(const char *host, const char *pattern);

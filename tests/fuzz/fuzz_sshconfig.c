@@ -37,6 +37,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct ssh_target t;
     struct strvec warnings = STRVEC_INIT, notes = STRVEC_INIT;
+    /* Match localnetwork's network lists are parsed too. */
+    static struct strvec addrs = STRVEC_INIT;
     struct sshconfig cfg;
     struct input in;
     char *buf, *err = NULL;
@@ -46,6 +48,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size > 16384) {
         return 0;
+    }
+    if (addrs.n == 0) {
+        strvec_pushl(&addrs, "10.0.0.1", "fe80::1", (const char *)NULL);
     }
     buf = xmalloc(size + 1);
     memcpy(buf, data, size);
@@ -70,6 +75,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.warnings = &warnings;
     cfg.notes = &notes;
     cfg.userdata = &in;
+    cfg.local_addrs = &addrs;
     rc = sshconfig_parse(&cfg, in.text, in.len, "config", 0, &err);
     if (rc != 0 && (rc != CR_EUSAGE || err == NULL || strchr(err, '\n'))) {
         abort();

@@ -233,6 +233,29 @@ run "-F $W/sshconfig-match -l crbob" -- boxalias id -un
 assert_eq "Match user + localuser: the block applies" 104 "$rc"
 run "-F $W/sshconfig-match -l crplain" -- boxalias true
 assert_eq "Match user of another user: the block does not apply" 0 "$rc"
+# Match final: the files are read again, and then Match host sees the
+# HostName set further down; in the first reading it does not.
+{ printf 'Match final host %s\n\tPort 2222\n' "$IP"; cat "$W/sshconfig"; } > "$W/sshconfig-final"
+run "-F $W/sshconfig-final" -- boxalias true
+assert_eq "Match final host (HostName set below): the block applies" 104 "$rc"
+{ printf 'Match host %s\n\tPort 2222\n' "$IP"; cat "$W/sshconfig"; } > "$W/sshconfig-first"
+run "-F $W/sshconfig-first" -- boxalias id -un
+assert_eq "the same without final: the block does not apply" crdeploy "$out"
+# Match localnetwork: the loopback interface is up here; "none" is a
+# documentation network no interface here has.
+none=
+for n in 198.51.100.0/24 203.0.113.0/24 192.0.2.0/24; do
+	if [ -z "$(ip -o addr show to "$n")" ]; then none=$n; break; fi
+done
+{ printf 'Match localnetwork %s,127.0.0.0/8\n\tPort 2222\n' "$none"; cat "$W/sshconfig"; } > "$W/sshconfig-net"
+run "-F $W/sshconfig-net" -- boxalias true
+assert_eq "Match localnetwork of an interface here: the block applies" 104 "$rc"
+{ printf 'Match localnetwork %s\n\tPort 2222\n' "$none"; cat "$W/sshconfig"; } > "$W/sshconfig-net2"
+run "-F $W/sshconfig-net2" -- boxalias id -un
+assert_eq "Match localnetwork of no interface here: the block does not apply" crdeploy "$out"
+{ printf 'Match localnetwork 127.0.0.1/8\n\tPort 2222\n'; cat "$W/sshconfig"; } > "$W/sshconfig-net3"
+run "-F $W/sshconfig-net3" -- boxalias true
+assert_eq "Match localnetwork with host bits set: usage error" 101 "$rc"
 
 run "$BASE -p 22 -o Port=2222" -- "root@$IP" true
 assert_eq "-p given first wins" 0 "$rc"

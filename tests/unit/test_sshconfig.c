@@ -99,9 +99,19 @@ fake_exec(struct sshconfig *cfg, const char *command, char **err)
     return strncmp(command, "true", 4) == 0 ? 1 : 0;
 }
 
+/* This machine's interface addresses, for Match localnetwork. */
+static const char *const addr_list[] = {"127.0.0.1", "10.9.8.7", "fe80::1"};
+static struct strvec local_addrs = STRVEC_INIT;
+
 static void
 set_local(struct sshconfig *cfg)
 {
+    if (local_addrs.n == 0) {
+        for (size_t i = 0; i < ARRAY_SIZE(addr_list); i++) {
+            strvec_push(&local_addrs, addr_list[i]);
+        }
+    }
+    cfg->local_addrs = &local_addrs;
     cfg->exec = fake_exec;
     cfg->local_user = "alice";
     cfg->home = "/home/u";
@@ -232,9 +242,35 @@ static const struct row rows[] = {
     {"box", NULL, "User \"x;touch y\"\nMatch exec \"true %r\"\n",
         "'%r' is 'x;touch y', which a shell command cannot take", {NULL},
         NULL},
+    /* Control characters are shown escaped: the error stays one line. */
+    {"box", "-l 'a\nb\tc'", "Match exec \"true %r\"\n",
+        "'%r' is 'a\\x0ab\\x09c', which", {NULL}, NULL},
+    /* final: false in the first reading (sshconfig_load makes the second,
+     * test_final); canonical: never (no canonicalization). */
     {"box", NULL, "Match exec \"true\" final\nPort 14\n", NULL,
-        {"port=0"}, "'final' not supported"},
+        {"port=0"}, NULL},
+    {"box", NULL, "Match !final host box\nPort 15\n", NULL, {"port=15"},
+        NULL},
     {"box", NULL, "Match canonical all\nUser c\n", NULL, {"user=-"}, NULL},
+    {"box", NULL, "Match !canonical\nUser nc\n", NULL, {"user=nc"}, NULL},
+    {"box", NULL, "Match final\n", NULL, {"port=0"}, NULL},
+    /* localnetwork: this machine is 127.0.0.1, 10.9.8.7 and fe80::1. */
+    {"box", NULL, "Match localnetwork 192.168.0.0/16,10.9.0.0/16\nPort 20\n",
+        NULL, {"port=20"}, NULL},
+    {"box", NULL, "Match localnetwork fe80::/10\nPort 21\n", NULL,
+        {"port=21"}, NULL},
+    {"box", NULL, "Match !localnetwork 10.9.0.0/16\nPort 22\n", NULL,
+        {"port=0"}, NULL},
+    {"box", NULL, "Match localnetwork 10.8.0.0/16\nPort 23\n", NULL,
+        {"port=0"}, NULL},
+    {"box", NULL, "Match host box localnetwork 10.9.8.7\nPort 24\n", NULL,
+        {"port=24"}, NULL},
+    {"box", NULL, "Match localnetwork 10.9.8.7/8\n",
+        "invalid network list '10.9.8.7/8'", {NULL}, NULL},
+    {"box", NULL, "Match localnetwork !10.0.0.0/8\n",
+        "invalid network list", {NULL}, NULL},
+    {"box", NULL, "Match localnetwork\n",
+        "Match localnetwork needs an argument", {NULL}, NULL},
     {"box", NULL, "Match\n", "Match needs a criterion", {NULL}, NULL},
     {"box", NULL, "Match host\n", "Match host needs an argument", {NULL},
         NULL},
@@ -562,6 +598,122 @@ test_files(void **state)
 
 /* Match exec: its tokens, and it runs only when the criteria before it
  * hold. */
+/* The network lists of Match localnetwork. */
+static void
+test_networks(void **state)
+{
+    static const struct {
+        const char *addr, *list;
+        int want;
+    } cases[] = {
+        {"10.1.2.3", "10.0.0.0/8", 1},
+        {"10.1.2.3", "192.168.0.0/16,10.1.2.0/24", 1},
+        {"11.0.0.1", "10.0.0.0/8", 0},
+        {"10.1.2.3", "10.1.2.3", 1},
+        {"10.1.2.4", "10.1.2.3", 0},
+        {"10.1.2.3", "10.1.2.2/31", 1},
+        {"10.1.2.4", "10.1.2.2/31", 0},
+        {"10.0.0.1", "0.0.0.0/0", 1},
+        {"::1", "::1/128", 1},
+        {"fe80::1", "fe80::/10", 1},
+        {"febf::1", "fe80::/10", 1},
+        {"fec0::1", "fe80::/10", 0},
+        {"10.0.0.1", "fe80::/10", 0},
+        {"::ffff:10.0.0.1", "10.0.0.0/8", 0},
+        {"10.0.0.1", "", 0},
+        /* Invalid anywhere in the list, also after a match. */
+        {"10.1.2.3", "10.1.2.3/8", -1},
+        {"10.0.0.1", "10.0.0.0/33", -1},
+        {"10.0.0.1", "10.0.0.0/", -1},
+        {"10.0.0.1", "10.0.0.0/-1", -1},
+        {"10.0.0.1", "!10.0.0.0/8", -1},
+        {"10.0.0.1", "box", -1},
+        {"10.0.0.1", "10.0.0.0/8,bogus", -1},
+        {NULL, "10.0.0.0/8,fe80::/10", 0},
+        {NULL, "10.0.0.0/8,fe80::1/10", -1},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        int got = sshconfig_match_networks(cases[i].addr, cases[i].list);
+
+        if (got != cases[i].want) {
+            fail_msg("%s in '%s': %d, want %d",
+                     cases[i].addr ? cases[i].addr : "(none)",
+                     cases[i].list,
+                     got,
+                     cases[i].want);
+        }
+    }
+}
+
+/* Match final through sshconfig_load: a second reading of everything,
+ * where final holds and Match host sees a HostName set further down; the
+ * first reading's values stay, IdentityFile is not doubled, notes are not
+ * repeated.  Without a Match final the files are read once. */
+static void
+test_final(void **state)
+{
+    char path[] = "/tmp/test_sshconfig_final.XXXXXX";
+    struct ssh_target t;
+    struct strvec warn = STRVEC_INIT, notes = STRVEC_INIT;
+    char *err = NULL;
+    size_t bogus = 0;
+    int fd;
+    static const char text[] = "Match final host 10.0.0.5\n"
+                               "  Port 2222\n"
+                               "  IdentityFile /k/id_a\n"
+                               "Host box\n"
+                               "  HostName 10.0.0.5\n"
+                               "  IdentityFile /k/id_b\n"
+                               "Match !final\n"
+                               "  User first\n"
+                               "Match final\n"
+                               "  User second\n"
+                               "  ConnectTimeout 9\n"
+                               "  BogusKeyword x\n";
+
+    (void)state;
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, sizeof(text) - 1),
+                     (ssize_t)(sizeof(text) - 1));
+    close(fd);
+
+    ssh_target_init(&t);
+    assert_int_equal(sshopts_target(&t, "box", NULL, &warn, &notes, &err), 0);
+    t.config = xstrdup(path);
+    assert_int_equal(sshconfig_load(&t, &warn, &notes, &err), 0);
+    assert_string_equal(t.hostname, "10.0.0.5");
+    assert_int_equal(t.port, 2222);
+    assert_string_equal(t.user, "first");
+    assert_int_equal(t.connect_timeout, 9);
+    assert_int_equal(t.identities.n, 2);
+    assert_string_equal(t.identities.v[0], "/k/id_b");
+    assert_string_equal(t.identities.v[1], "/k/id_a");
+    for (size_t i = 0; i < notes.n; i++) {
+        bogus += strstr(notes.v[i], "BogusKeyword") != NULL;
+    }
+    assert_int_equal(bogus, 1);
+    assert_int_equal(warn.n, 0);
+    ssh_target_release(&t);
+
+    /* Another host: only the blocks without a host condition apply. */
+    ssh_target_init(&t);
+    assert_int_equal(sshopts_target(&t, "other", NULL, &warn, &notes, &err), 0);
+    t.config = xstrdup(path);
+    assert_int_equal(sshconfig_load(&t, &warn, &notes, &err), 0);
+    assert_null(t.hostname);
+    assert_int_equal(t.port, 0);
+    assert_string_equal(t.user, "first");
+    assert_int_equal(t.connect_timeout, 9);
+    assert_int_equal(t.identities.n, 0);
+    ssh_target_release(&t);
+    strvec_clear(&warn);
+    strvec_clear(&notes);
+    unlink(path);
+}
+
 static void
 test_exec(void **state)
 {
@@ -661,6 +813,8 @@ main(void)
         cmocka_unit_test(test_patterns),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_networks),
+        cmocka_unit_test(test_final),
         cmocka_unit_test(test_exec),
         cmocka_unit_test(test_exec_shell),
     };
