@@ -347,7 +347,7 @@ printable(const char *v)
 }
 
 /* The Match exec command with its tokens expanded into *out.  0; 1 when a
- * token crebuild does not know the value of (%C, %k): *out is NULL; or
+ * token crebuild does not know the value of (%C): *out is NULL; or
  * CR_EUSAGE with *err. */
 static int
 exec_expand(struct parse *ps,
@@ -382,6 +382,7 @@ exec_expand(struct parse *ps,
             v = target;
             break;
         case 'n':
+        case 'k': /* HostKeyAlias, not supported: the host as given */
             v = cfg->host != NULL ? cfg->host : "";
             break;
         case 'p':
@@ -413,7 +414,6 @@ exec_expand(struct parse *ps,
             v = shorthost;
             break;
         case 'C':
-        case 'k':
             pnote(ps,
                   "Match exec token '%%%c' not supported by crebuild: "
                   "block skipped",

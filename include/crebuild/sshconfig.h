@@ -12,7 +12,7 @@
  * patterns (`*`, `?`, `!negation`), `Match all`, `Match [!]host LIST`,
  * `Match [!]originalhost LIST`, `Match [!]user LIST` (the remote user known
  * so far, else the local one), `Match [!]localuser LIST`, `Match [!]exec
- * CMD` (CMD with %% %d %h %i %L %l %n %p %r %u expanded, run by the exec
+ * CMD` (CMD with %% %d %h %i %k %L %l %n %p %r %u expanded, run by the exec
  * callback, only when the criteria before it hold; it matches when it
  * exits 0), `Match [!]final` (true in a second reading of all the files,
  * made when a first one met it, as ssh), `Match [!]canonical` (never true:

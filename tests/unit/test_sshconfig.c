@@ -725,9 +725,9 @@ test_exec(void **state)
     } cases[] = {
         {"bob@box",
          "-p 2200 -o HostName=10.0.0.5",
-         "Match exec \"true %% %h %n %p %r %u %d %i %l %L\"\n",
+         "Match exec \"true %% %h %n %p %r %u %d %i %l %L %k\"\n",
          "true % 10.0.0.5 box 2200 bob alice /home/u 1000 "
-         "deployer.example.org deployer"},
+         "deployer.example.org deployer box"},
         {"box", NULL, "Match exec \"true %p %r\"\n", "true 22 alice"},
         {"fe80::1%25eth0",
          NULL,
