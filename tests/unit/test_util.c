@@ -1,10 +1,12 @@
 /* test_util.c: strbuf, strvec, shquote, flakeref, parse_uint. */
 #include "testutil.h"
 
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "crebuild/flakeref.h"
+#include "crebuild/log.h"
 #include "crebuild/shquote.h"
 #include "crebuild/strbuf.h"
 #include "crebuild/strvec.h"
@@ -182,6 +184,84 @@ test_parse_uint(void **state)
     assert_int_equal(parse_uint("99999999999999999999999", ~0ULL, &v), -1);
 }
 
+/* Messages from two threads (the build while logging in, the main
+ * thread) come out as whole lines, never one inside another. */
+#define LOG_LINES 3000
+
+static void *
+log_many(void *arg)
+{
+    int id = *(const int *)arg;
+
+    for (int i = 0; i < LOG_LINES; i++) {
+        log_warn("thread %d message %d, %s", id, i, "the end");
+    }
+    return NULL;
+}
+
+static void
+test_log_whole_lines(void **state)
+{
+    FILE *f = tmpfile();
+    pthread_t th[2];
+    int ids[2] = {0, 1};
+    char line[256];
+    int n = 0, bad = 0;
+
+    (void)state;
+    assert_non_null(f);
+    setvbuf(f, NULL, _IONBF, 0); /* as stderr: each call a write */
+    log_set_stream(f);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, log_many, &ids[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    }
+    log_set_stream(NULL);
+    rewind(f);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        int id, k, end = 0;
+
+        n++;
+        if (sscanf(line,
+                   "warning: thread %d message %d, the end%n",
+                   &id,
+                   &k,
+                   &end) != 2 ||
+            strcmp(line + end, "\n") != 0) {
+            bad++;
+        }
+    }
+    fclose(f);
+    assert_int_equal(bad, 0);
+    assert_int_equal(n, 2 * LOG_LINES);
+}
+
+/* A message longer than log.c's stack buffer comes out whole too. */
+static void
+test_log_long_line(void **state)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    char big[3000];
+
+    (void)state;
+    assert_non_null(f);
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    log_set_stream(f);
+    log_error("%s|%d", big, 42);
+    log_debug("dropped at the default level");
+    log_set_stream(NULL);
+    fclose(f);
+    assert_int_equal(len, strlen("error: ") + sizeof(big) - 1 + 4);
+    assert_memory_equal(buf, "error: xxx", 10);
+    assert_string_equal(buf + len - 4, "|42\n");
+    free(buf);
+}
+
 int
 main(void)
 {
@@ -191,6 +271,8 @@ main(void)
         cmocka_unit_test(test_shquote_roundtrip),
         cmocka_unit_test(test_flakeref),
         cmocka_unit_test(test_parse_uint),
+        cmocka_unit_test(test_log_whole_lines),
+        cmocka_unit_test(test_log_long_line),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
