@@ -19,7 +19,10 @@
  * $7 timeout $8 install-bootloader; start: the same plus $9 use-systemd.
  * Files one mode writes and another reads appear whole (put: a temporary
  * file, then mv): follow, started at the same time as run, must never
- * read a pid file that is created but not yet written. */
+ * read a pid file that is created but not yet written.
+ * follow (and so start, which ends in it) exits with the activation's
+ * status once it has ended, and confirm removes the state once the deploy
+ * is confirmed: each saves crebuild a round trip on the usual path. */
 static const char script[] =
     "mode=$1; state=$2\n"
     "put() { printf '%s\\n' \"$2\" > \"$state/$1.tmp\" && "
@@ -80,7 +83,8 @@ static const char script[] =
     "        tail -c \"+$((off + 1))\" \"$state/log\" | head -c "
     "\"$((size - off))\"; off=$size; fi\n"
     "    fi\n"
-    "    [ \"$fin\" = 1 ] && exit 0\n"
+    "    if [ \"$fin\" = 1 ]; then a=$(cat \"$state/activated\")\n"
+    "      case $a in ''|*[!0-9]*) exit 94 ;; esac; exit \"$a\"; fi\n"
     "    pid=$(cat \"$state/pid\" 2>/dev/null)\n"
     "    if [ -n \"$pid\" ] && ! kill -0 \"$pid\" 2>/dev/null && "
     "[ ! -e \"$state/activated\" ]; then\n"
@@ -99,7 +103,8 @@ static const char script[] =
     "  n=0\n"
     "  while [ \"$n\" -lt 30000 ]; do\n"
     "    s=$(cat \"$state/status\" 2>/dev/null)\n"
-    "    case $s in confirmed|failed|rolled-back*) break;; esac\n"
+    "    case $s in failed|rolled-back*) break ;;\n"
+    "    confirmed) [ \"$mode\" = abort ] || rm -rf \"$state\"; break ;; esac\n"
     "    sleep 0.02; n=$((n + 1))\n"
     "  done\n"
     "  printf 'status=%s\\n' \"$s\" ;;\n"
@@ -225,6 +230,27 @@ read_status(struct host *h,
     strbuf_release(&out);
 }
 
+/* The activation's status after follow (start ends in it) exited with
+ * st: follow exits 0 only once activation has succeeded, which saves a
+ * round trip in the usual case; any other status may be the activation's
+ * or follow's own end, so the status file decides.  -1 when activation has
+ * not ended (or the file cannot be read). */
+static int
+activation_status(struct host *h,
+                  const char *state,
+                  const struct supervise_req *r,
+                  int st)
+{
+    char status[128];
+    int activated = -1;
+
+    if (st == 0) {
+        return 0;
+    }
+    read_status(h, state, r, &activated, status, sizeof(status));
+    return activated;
+}
+
 static int
 final_status(struct host *h,
              const char *mode,
@@ -273,7 +299,7 @@ supervise_activate(struct host **target,
     char state[64], status[128];
     struct host *fresh = NULL;
     char *why = NULL;
-    int st = -1, rc, activated, ret = 1;
+    int st = -1, rc, activated = -1, ret = 1;
     char *name = xstrdup((*target)->name);
 
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
@@ -297,20 +323,23 @@ supervise_activate(struct host **target,
              "%u s)...",
              r->timeout);
     rc = run_mode(*target, "start", state, r, NULL, NULL, &st);
-    if (rc == 0 && st >= 90 && st <= 93) {
+    if ((rc != 0 || st != 0) && (rc == CR_EINTR || cr_interrupted)) {
+        log_error("interrupted; the activation on %s continues and is "
+                  "rolled back unless confirmed",
+                  name);
+        ret = 130;
+        goto out;
+    }
+    if (rc == 0) {
+        activated = activation_status(*target, state, r, st);
+    }
+    if (activated < 0 && rc == 0 && st >= 90 && st <= 93) {
         log_error("cannot start the activation supervisor on %s (status %d)",
                   name,
                   st);
         goto out;
     }
-    if (rc != 0 || st != 0) {
-        if (rc == CR_EINTR || cr_interrupted) {
-            log_error("interrupted; the activation on %s continues and is "
-                      "rolled back unless confirmed",
-                      name);
-            ret = 130;
-            goto out;
-        }
+    if (activated < 0) {
         /* The connection dropped during activation: it goes on there. */
         log_warn("connection to %s lost during activation; reconnecting", name);
         struct host *again = reconnect_retry(hk, 60);
@@ -323,12 +352,12 @@ supervise_activate(struct host **target,
         *spare = *target;
         *target = again;
         rc = run_mode(*target, "follow", state, r, NULL, NULL, &st);
-        if (rc != 0 || st != 0) {
+        if (rc != 0 ||
+            (activated = activation_status(*target, state, r, st)) < 0) {
             log_error("lost the activation on %s again", name);
             goto out;
         }
     }
-    read_status(*target, state, r, &activated, status, sizeof(status));
     if (activated != 0) {
         log_warn("error(s) occurred while switching to the new "
                  "configuration");
@@ -392,6 +421,7 @@ supervise_activate(struct host **target,
     }
     phase(hk, "confirm", 0, 1);
     ret = 0;
+    goto out; /* confirm removed the state */
 cleanup:
     run_mode(fresh ? fresh : *target, "cleanup", state, r, NULL, NULL, &st);
 out:

@@ -32,6 +32,16 @@ assert_eq "confirmed deploy exits 0" 0 "$rc"
 assert_eq "confirmed deploy keeps generation 2" system-2-link "$(tprofile $P/system)"
 assert_contains "activated under the supervisor" "$(cat "$work/err")" "magic rollback"
 check "supervisor state cleaned up" sh -c "[ -z \"\$(ls -A $(host_path $T /nix/var/crebuild) 2>/dev/null)\" ]"
+# Round trips on the usual path: start (ending when activation has, with
+# its status), then the fresh login's confirm (which also removes the
+# state); no separate status or cleanup command.
+out=$(deploy switch beta --confirm-timeout 10 -v 2>"$work/err"); rc=$?
+assert_eq "confirmed deploy (-v) exits 0" 0 "$rc"
+# (-v shows each command; the script's text ends in a newline, so its mode
+# starts a line, after the closing quote.)
+modes=$(grep -Eo "^' [a-z]+ '?/nix/var/crebuild/deploy-" "$work/err" | cut -d' ' -f2 | tr '\n' ' ')
+assert_eq "supervisor commands: start, confirm" "start confirm " "$modes" "$(grep -E "^' [a-z]+ " "$work/err" | cut -c1-200)"
+check "state removed by confirm" sh -c "[ -z \"\$(ls -A $(host_path $T /nix/var/crebuild) 2>/dev/null)\" ]"
 
 # The confirmation logs in again with the same NIX_SSHOPTS: its warnings
 # are printed once, not once per login.

@@ -252,19 +252,20 @@ check_status(enum how how,
 }
 
 /* The follow mode prints the run's log (whole, as activation has ended),
- * which must be want. */
+ * which must be want, and exits with the activation's status. */
 static void
 check_log(enum how how,
           const char *state,
           const struct supervise_req *r,
-          const char *want)
+          const char *want,
+          int activated)
 {
     struct strbuf out = STRBUF_INIT;
     char *path = xasprintf("%s/log", state);
     char *log = read_file(path);
 
     assert_string_equal(log, want);
-    assert_int_equal(run_mode(how, "follow", state, r, NULL, &out), 0);
+    assert_int_equal(run_mode(how, "follow", state, r, NULL, &out), activated);
     assert_string_equal(out.buf, want);
     strbuf_release(&out);
     free(log);
@@ -372,11 +373,12 @@ confirmed(enum how how)
     assert_int_equal(run_mode(how, "run", st, &r, NULL, &out), 0);
     assert_string_equal(out.buf, "");
     check_status(how, st, &r, "activated=0 status=confirmed\n");
-    check_log(how, st, &r, "stc [switch] boot=[1]\n");
+    check_log(how, st, &r, "stc [switch] boot=[1]\n", 0);
     /* confirm on a finished run reports its status at once. */
     strbuf_reset(&out);
     assert_int_equal(run_mode(how, "confirm", st, &r, NULL, &out), 0);
     assert_string_equal(out.buf, "status=confirmed\n");
+    assert_false(exists(st)); /* confirmed: confirm removed the state */
     check_cleanup(how, st, &r);
     strbuf_release(&out);
     free(confirm);
@@ -400,7 +402,7 @@ failed(enum how how)
     assert_int_equal(run_mode(how, "run", st, &r, NULL, &out), 0);
     unlink(stc_rc);
     check_status(how, st, &r, "activated=3 status=failed\n");
-    check_log(how, st, &r, "stc [switch] boot=[0]\n");
+    check_log(how, st, &r, "stc [switch] boot=[0]\n", 3);
     strbuf_reset(&out);
     assert_int_equal(run_mode(how, "abort", st, &r, "health: " HOSTILE, &out),
                      0);
@@ -435,7 +437,7 @@ rolled_back(enum how how)
                   "nix-env [-p] [%s] [--switch-generation] [12 " HOSTILE "]\n"
                   "profile-stc [switch] boot=[0]\n",
                   profile);
-    check_log(how, st, &r, want);
+    check_log(how, st, &r, want, 0);
     check_cleanup(how, st, &r);
     strbuf_release(&out);
     free(want);
