@@ -502,7 +502,7 @@ do_match(struct parse *ps, const struct strvec *args, char **err)
                                  : xstrdup(orig);
     for (size_t i = 0; i < args->n && rc == 0; i++) {
         static const char *const known[] = {
-            "host", "originalhost", "user", "localuser", "exec"};
+            "host", "originalhost", "user", "localuser", "exec", "tagged"};
         const char *a = args->v[i];
         int neg = *a == '!';
         int r = 0;
@@ -589,9 +589,12 @@ do_match(struct parse *ps, const struct strvec *args, char **err)
                 continue;
             }
             break;
+        case 5: /* tagged: Tag or -P (none: ""), case-sensitive */
+            r = match_list(t->tag != NULL ? t->tag : "", args->v[++i], 0);
+            break;
         default: {
             static const char *const with_arg[] = {
-                "localnetwork", "tagged", "version", "command", "sessiontype"};
+                "localnetwork", "version", "command", "sessiontype"};
             int takes = 0;
 
             for (k = 0; k < ARRAY_SIZE(with_arg); k++) {

@@ -42,6 +42,7 @@ ssh_target_release(struct ssh_target *t)
     free(t->kex_algorithms);
     free(t->macs);
     free(t->pubkey_algorithms);
+    free(t->tag);
     ssh_target_init(t);
 }
 
@@ -72,6 +73,7 @@ ssh_target_copy(struct ssh_target *dst, const struct ssh_target *src)
     dst->kex_algorithms = dup_or_null(src->kex_algorithms);
     dst->macs = dup_or_null(src->macs);
     dst->pubkey_algorithms = dup_or_null(src->pubkey_algorithms);
+    dst->tag = dup_or_null(src->tag);
 }
 
 /* ---- shlex ---- */
@@ -176,6 +178,7 @@ enum okey {
     K_ADDRESSFAMILY,
     K_IDENTITYAGENT,
     K_PUBKEYALGORITHMS,
+    K_TAG,
 };
 
 static const struct {
@@ -215,6 +218,7 @@ static const struct {
     {"ServerAliveInterval", K_SERVERALIVEINTERVAL},
     {"SetEnv", K_IGNORE},
     {"StrictHostKeyChecking", K_STRICTHOSTKEYCHECKING},
+    {"Tag", K_TAG},
     {"TCPKeepAlive", K_IGNORE},
     {"UpdateHostKeys", K_IGNORE},
     {"User", K_USER},
@@ -405,6 +409,9 @@ apply_kv(struct ssh_target *t,
     case K_USER:
         set_str(&t->user, v);
         break;
+    case K_TAG:
+        set_str(&t->tag, v);
+        break;
     case K_HOSTNAME:
         set_str(&t->hostname, v);
         break;
@@ -564,11 +571,11 @@ apply_o(struct ssh_target *t,
     return rc;
 }
 
-/* Flags that take an argument in OpenSSH 9.2. */
+/* Flags that take an argument in OpenSSH 9.2, and -P (9.4). */
 static int
 takes_arg(char c)
 {
-    return c != '\0' && strchr("BbcDEeFIiJLlmOopQRSWw", c) != NULL;
+    return c != '\0' && strchr("BbcDEeFIiJLlmOoPpQRSWw", c) != NULL;
 }
 
 /* One flag with its argument (NULL for flags without one). */
@@ -598,6 +605,9 @@ apply_flag(struct ssh_target *t,
         break;
     case 'F':
         set_str(&t->config, arg);
+        break;
+    case 'P':
+        set_str(&t->tag, arg);
         break;
     case 'J':
         if (t->proxy_command == NULL) {

@@ -18,6 +18,7 @@
  * made when a first one met it, as ssh), `Match [!]canonical` (never true:
  * host names are not canonicalized), `Match [!]localnetwork LIST` (an
  * address of an interface that is up is in one of the networks),
+ * `Match [!]tagged LIST` (Tag or -P),
  * criteria of one line all holding
  * (other criteria skip the block, with a note), `Include` (several arguments, ~
  * and globs, relative to ~/.ssh for user files and /etc/ssh for the global one;

@@ -60,6 +60,7 @@ struct ssh_target {
     int forward_agent;        /* -A / -a, -o ForwardAgent (accepted only) */
     int address_family;       /* -4 / -6, -o AddressFamily: 0 any, 4, 6 */
     int log_level; /* -o LogLevel / -v: 0 quiet .. 3 debug3; -1 unset */
+    char *tag;     /* -P, -o Tag (OpenSSH 9.4): for Match tagged */
 };
 
 void ssh_target_init(struct ssh_target *t);

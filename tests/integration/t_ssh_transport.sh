@@ -256,6 +256,12 @@ assert_eq "Match localnetwork of no interface here: the block does not apply" cr
 { printf 'Match localnetwork 127.0.0.1/8\n\tPort 2222\n'; cat "$W/sshconfig"; } > "$W/sshconfig-net3"
 run "-F $W/sshconfig-net3" -- boxalias true
 assert_eq "Match localnetwork with host bits set: usage error" 101 "$rc"
+# Match tagged: the tag comes from -P (or Tag).
+{ printf 'Match tagged web\n\tPort 2222\n'; cat "$W/sshconfig"; } > "$W/sshconfig-tag"
+run "-F $W/sshconfig-tag -P web" -- boxalias true
+assert_eq "Match tagged with -P web: the block applies" 104 "$rc"
+run "-F $W/sshconfig-tag -P db" -- boxalias id -un
+assert_eq "Match tagged with -P db: the block does not apply" crdeploy "$out"
 
 run "$BASE -p 22 -o Port=2222" -- "root@$IP" true
 assert_eq "-p given first wins" 0 "$rc"

@@ -254,6 +254,15 @@ static const struct row rows[] = {
     {"box", NULL, "Match canonical all\nUser c\n", NULL, {"user=-"}, NULL},
     {"box", NULL, "Match !canonical\nUser nc\n", NULL, {"user=nc"}, NULL},
     {"box", NULL, "Match final\n", NULL, {"port=0"}, NULL},
+    /* tagged: Tag or -P, case-sensitive; without one, the empty tag. */
+    {"box", "-P web", "Match tagged web,db\nPort 30\n", NULL, {"port=30"},
+        NULL},
+    {"box", "-P Web", "Match tagged web\nPort 31\n", NULL, {"port=0"}, NULL},
+    {"box", NULL, "Tag db\nMatch tagged d*\nPort 32\n", NULL, {"port=32"},
+        NULL},
+    {"box", NULL, "Match !tagged *\nPort 33\n", NULL, {"port=0"}, NULL},
+    {"box", NULL, "Match tagged\n", "Match tagged needs an argument", {NULL},
+        NULL},
     /* localnetwork: this machine is 127.0.0.1, 10.9.8.7 and fe80::1. */
     {"box", NULL, "Match localnetwork 192.168.0.0/16,10.9.0.0/16\nPort 20\n",
         NULL, {"port=20"}, NULL},

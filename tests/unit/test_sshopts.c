@@ -58,6 +58,7 @@ dump(const struct ssh_target *t)
     I("forward_agent", t->forward_agent);
     strbuf_addf(&sb, "af=%d\n", t->address_family);
     I("log_level", t->log_level);
+    S("tag", t->tag);
 #undef S
 #undef I
     return strbuf_detach(&sb);
@@ -262,6 +263,9 @@ struct opts_row {
 /* clang-format off */
 static const struct opts_row opts_rows[] = {
     {"-p 2222", "box", NULL, {"port=2222"}, "", NULL},
+    /* -P and Tag (OpenSSH 9.4) for Match tagged; the first one wins. */
+    {"-P web -o Tag=db", "box", NULL, {"tag=web"}, "", NULL},
+    {"-o Tag=db -Pweb", "box", NULL, {"tag=db"}, "", NULL},
     {"-p2222", "box", NULL, {"port=2222"}, "", NULL},
     {"-p 22 -p 23", "box", NULL, {"port=22"}, "", NULL},
     {"-o Port=2200", "box", NULL, {"port=2200"}, "", NULL},
