@@ -115,10 +115,12 @@ parse_net(const char *entry, unsigned char net[16], unsigned *prefix)
     unsigned bits;
     unsigned long long v = 0;
 
-    if (strlen(entry) >= sizeof(text)) {
+    size_t n = strlen(entry);
+
+    if (n >= sizeof(text)) {
         return 0;
     }
-    strcpy(text, entry);
+    memcpy(text, entry, n + 1);
     slash = strchr(text, '/');
     if (slash != NULL) {
         *slash++ = '\0';
