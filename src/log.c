@@ -58,8 +58,10 @@ log_vmsg(int l, const char *fmt, va_list ap)
     if (l > level) {
         return;
     }
+    /* Formatted once when it fits the stack buffer (the usual case). */
+    memcpy(small, prefix[l], plen);
     va_copy(aq, ap);
-    n = vsnprintf(NULL, 0, fmt, aq);
+    n = vsnprintf(small + plen, sizeof(small) - 1 - plen, fmt, aq);
     va_end(aq);
     len = plen + (size_t)(n > 0 ? n : 0);
     if (len + 2 > sizeof(small)) {
@@ -67,11 +69,10 @@ log_vmsg(int l, const char *fmt, va_list ap)
         if (line == NULL) { /* cut to what fits */
             line = small;
             len = sizeof(small) - 2;
+        } else {
+            memcpy(line, prefix[l], plen);
+            (void)vsnprintf(line + plen, len + 1 - plen, fmt, ap);
         }
-    }
-    memcpy(line, prefix[l], plen);
-    if (n > 0) {
-        (void)vsnprintf(line + plen, len + 1 - plen, fmt, ap);
     }
     line[len] = '\n';
     flockfile(f);

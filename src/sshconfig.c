@@ -485,6 +485,43 @@ match_exec(struct parse *ps,
     return 0;
 }
 
+/* Match localnetwork LIST: *hit when an address of an interface that is
+ * up is in one of the networks (the interfaces are read at the first
+ * use); *skip when they are not known here (a note).  An invalid list is
+ * an error, as with ssh. */
+static int
+match_localnetwork(
+    struct parse *ps, const char *list, int *hit, int *skip, char **err)
+{
+    struct sshconfig *cfg = ps->cfg;
+
+    *hit = 0;
+    if (sshconfig_match_networks(NULL, list) < 0) {
+        char *shown = printable(list);
+        int rc = perr(ps,
+                      err,
+                      "Match localnetwork: invalid network list '%s' "
+                      "(ADDRESS/BITS, host bits zero, no '!')",
+                      shown);
+
+        free(shown);
+        return rc;
+    }
+    if (cfg->local_addrs == NULL) {
+        pnote(ps, "Match localnetwork not decided here: block skipped");
+        *skip = 1;
+        return 0;
+    }
+    if (cfg->local_addrs_unread) {
+        local_addresses(cfg->local_addrs);
+        cfg->local_addrs_unread = 0;
+    }
+    for (size_t i = 0; i < cfg->local_addrs->n && !*hit; i++) {
+        *hit = sshconfig_match_networks(cfg->local_addrs->v[i], list) == 1;
+    }
+    return 0;
+}
+
 static int
 do_match(struct parse *ps, const struct strvec *args, char **err)
 {
@@ -503,8 +540,13 @@ do_match(struct parse *ps, const struct strvec *args, char **err)
     target = t->hostname != NULL ? sshopts_expand_hostname(t->hostname, orig)
                                  : xstrdup(orig);
     for (size_t i = 0; i < args->n && rc == 0; i++) {
-        static const char *const known[] = {
-            "host", "originalhost", "user", "localuser", "exec", "tagged"};
+        static const char *const known[] = {"host",
+                                            "originalhost",
+                                            "user",
+                                            "localuser",
+                                            "exec",
+                                            "tagged",
+                                            "localnetwork"};
         const char *a = args->v[i];
         int neg = *a == '!';
         int r = 0;
@@ -513,34 +555,6 @@ do_match(struct parse *ps, const struct strvec *args, char **err)
         a += neg;
         if (strcasecmp(a, "all") == 0) {
             if (neg) {
-                result = 0;
-            }
-            continue;
-        }
-        if (strcasecmp(a, "localnetwork") == 0 && i + 1 >= args->n) {
-            rc = perr(ps, err, "Match localnetwork needs an argument");
-            break;
-        }
-        if (strcasecmp(a, "localnetwork") == 0 && cfg->local_addrs != NULL) {
-            /* An address of an interface that is up in one of the
-             * networks; an invalid list is an error, as with ssh. */
-            const char *list = args->v[++i];
-
-            if (sshconfig_match_networks(NULL, list) < 0) {
-                char *shown = printable(list);
-
-                rc = perr(ps,
-                          err,
-                          "Match localnetwork: invalid network list '%s' "
-                          "(ADDRESS/BITS, host bits zero, no '!')",
-                          shown);
-                free(shown);
-                break;
-            }
-            for (size_t j = 0; j < cfg->local_addrs->n && !r; j++) {
-                r = sshconfig_match_networks(cfg->local_addrs->v[j], list);
-            }
-            if (r == neg) {
                 result = 0;
             }
             continue;
@@ -594,9 +608,15 @@ do_match(struct parse *ps, const struct strvec *args, char **err)
         case 5: /* tagged: Tag or -P (none: ""), case-sensitive */
             r = match_list(t->tag != NULL ? t->tag : "", args->v[++i], 0);
             break;
+        case 6: /* localnetwork */
+            rc = match_localnetwork(ps, args->v[++i], &r, &skip, err);
+            if (rc != 0 || skip) {
+                continue;
+            }
+            break;
         default: {
             static const char *const with_arg[] = {
-                "localnetwork", "version", "command", "sessiontype"};
+                "version", "command", "sessiontype"};
             int takes = 0;
 
             for (k = 0; k < ARRAY_SIZE(with_arg); k++) {
@@ -975,8 +995,8 @@ sshconfig_load(struct ssh_target *t,
     cfg.local_user = luser;
     cfg.local_host = lhost;
     cfg.local_uid = (unsigned)getuid();
-    local_addresses(&addrs);
     cfg.local_addrs = &addrs;
+    cfg.local_addrs_unread = 1;
     rc = read_files(&cfg, user_dir, err);
     if (rc == 0 && cfg.want_final) {
         /* Match final: all of it once more with final holding; what the

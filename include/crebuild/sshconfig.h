@@ -64,8 +64,11 @@ struct sshconfig {
     const char *local_host;
     unsigned local_uid;
     /* Addresses of this machine's interfaces that are up, for Match
-     * localnetwork; NULL: such a block is skipped (a note). */
-    const struct strvec *local_addrs;
+     * localnetwork; NULL: such a block is skipped (a note).  With
+     * local_addrs_unread set, the interfaces are read into it at the
+     * first Match localnetwork. */
+    struct strvec *local_addrs;
+    int local_addrs_unread;
     /* Match final: false in the first reading, which sets want_final when
      * it meets one; sshconfig_load then reads again with final_pass. */
     int final_pass;

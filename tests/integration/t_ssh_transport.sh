@@ -233,13 +233,16 @@ run "-F $W/sshconfig-match -l crbob" -- boxalias id -un
 assert_eq "Match user + localuser: the block applies" 104 "$rc"
 run "-F $W/sshconfig-match -l crplain" -- boxalias true
 assert_eq "Match user of another user: the block does not apply" 0 "$rc"
+# closed_if "Match ...": $W/sshconfig-m is $W/sshconfig after a block with
+# that line which moves the port to a closed one.
+closed_if() { { printf '%s\n\tPort 2222\n' "$1"; cat "$W/sshconfig"; } > "$W/sshconfig-m"; }
 # Match final: the files are read again, and then Match host sees the
 # HostName set further down; in the first reading it does not.
-{ printf 'Match final host %s\n\tPort 2222\n' "$IP"; cat "$W/sshconfig"; } > "$W/sshconfig-final"
-run "-F $W/sshconfig-final" -- boxalias true
+closed_if "Match final host $IP"
+run "-F $W/sshconfig-m" -- boxalias true
 assert_eq "Match final host (HostName set below): the block applies" 104 "$rc"
-{ printf 'Match host %s\n\tPort 2222\n' "$IP"; cat "$W/sshconfig"; } > "$W/sshconfig-first"
-run "-F $W/sshconfig-first" -- boxalias id -un
+closed_if "Match host $IP"
+run "-F $W/sshconfig-m" -- boxalias id -un
 assert_eq "the same without final: the block does not apply" crdeploy "$out"
 # Match localnetwork: the loopback interface is up here; "none" is a
 # documentation network no interface here has.
@@ -247,20 +250,20 @@ none=
 for n in 198.51.100.0/24 203.0.113.0/24 192.0.2.0/24; do
 	if [ -z "$(ip -o addr show to "$n")" ]; then none=$n; break; fi
 done
-{ printf 'Match localnetwork %s,127.0.0.0/8\n\tPort 2222\n' "$none"; cat "$W/sshconfig"; } > "$W/sshconfig-net"
-run "-F $W/sshconfig-net" -- boxalias true
+closed_if "Match localnetwork $none,127.0.0.0/8"
+run "-F $W/sshconfig-m" -- boxalias true
 assert_eq "Match localnetwork of an interface here: the block applies" 104 "$rc"
-{ printf 'Match localnetwork %s\n\tPort 2222\n' "$none"; cat "$W/sshconfig"; } > "$W/sshconfig-net2"
-run "-F $W/sshconfig-net2" -- boxalias id -un
+closed_if "Match localnetwork $none"
+run "-F $W/sshconfig-m" -- boxalias id -un
 assert_eq "Match localnetwork of no interface here: the block does not apply" crdeploy "$out"
-{ printf 'Match localnetwork 127.0.0.1/8\n\tPort 2222\n'; cat "$W/sshconfig"; } > "$W/sshconfig-net3"
-run "-F $W/sshconfig-net3" -- boxalias true
+closed_if "Match localnetwork 127.0.0.1/8"
+run "-F $W/sshconfig-m" -- boxalias true
 assert_eq "Match localnetwork with host bits set: usage error" 101 "$rc"
 # Match tagged: the tag comes from -P (or Tag).
-{ printf 'Match tagged web\n\tPort 2222\n'; cat "$W/sshconfig"; } > "$W/sshconfig-tag"
-run "-F $W/sshconfig-tag -P web" -- boxalias true
+closed_if "Match tagged web"
+run "-F $W/sshconfig-m -P web" -- boxalias true
 assert_eq "Match tagged with -P web: the block applies" 104 "$rc"
-run "-F $W/sshconfig-tag -P db" -- boxalias id -un
+run "-F $W/sshconfig-m -P db" -- boxalias id -un
 assert_eq "Match tagged with -P db: the block does not apply" crdeploy "$out"
 
 run "$BASE -p 22 -o Port=2222" -- "root@$IP" true
