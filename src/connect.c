@@ -26,33 +26,67 @@ warn_once(const char *msg)
     }
 }
 
+/* hoststr with NIX_SSHOPTS into t, and NIX_SUDOOPTS into sudo_opts; 0, or
+ * -1 after a one-line error.  Warnings are shown only when show. */
+static int
+read_args(const char *hoststr,
+          struct ssh_target *t,
+          struct strvec *sudo_opts,
+          int show)
+{
+    struct strvec warnings = STRVEC_INIT, notes = STRVEC_INIT;
+    const char *sudo_env = getenv("NIX_SUDOOPTS");
+    char *err = NULL;
+    int rc = 0;
+
+    if (sshopts_target(
+            t, hoststr, getenv("NIX_SSHOPTS"), &warnings, &notes, &err) != 0) {
+        log_error("%s", err);
+        rc = -1;
+    } else if (sudo_env != NULL &&
+               sshopts_split(sudo_env, sudo_opts, &err) != 0) {
+        log_error("NIX_SUDOOPTS: %s", err);
+        rc = -1;
+    }
+    for (size_t i = 0; show && rc == 0 && i < warnings.n; i++) {
+        warn_once(warnings.v[i]);
+    }
+    for (size_t i = 0; show && rc == 0 && i < notes.n; i++) {
+        log_debug("%s", notes.v[i]);
+    }
+    free(err);
+    strvec_clear(&warnings);
+    strvec_clear(&notes);
+    return rc;
+}
+
+int
+remote_check_args(const char *hoststr)
+{
+    struct ssh_target t;
+    struct strvec sudo_opts = STRVEC_INIT;
+    int rc;
+
+    ssh_target_init(&t);
+    rc = read_args(hoststr, &t, &sudo_opts, 0);
+    ssh_target_release(&t);
+    strvec_clear(&sudo_opts);
+    return rc;
+}
+
 struct host *
 remote_connect(const struct cr_opts *o,
                const char *hoststr,
                const char *password)
 {
     struct ssh_target t;
-    struct strvec warnings = STRVEC_INIT, notes = STRVEC_INIT;
     struct strvec sudo_opts = STRVEC_INIT;
     struct remote_config cfg = {0};
     struct host *h = NULL;
-    const char *sudo_env = getenv("NIX_SUDOOPTS");
     char *err = NULL;
 
     ssh_target_init(&t);
-    if (sshopts_target(
-            &t, hoststr, getenv("NIX_SSHOPTS"), &warnings, &notes, &err) != 0) {
-        log_error("%s", err);
-        goto out;
-    }
-    for (size_t i = 0; i < warnings.n; i++) {
-        warn_once(warnings.v[i]);
-    }
-    for (size_t i = 0; i < notes.n; i++) {
-        log_debug("%s", notes.v[i]);
-    }
-    if (sudo_env != NULL && sshopts_split(sudo_env, &sudo_opts, &err) != 0) {
-        log_error("NIX_SUDOOPTS: %s", err);
+    if (read_args(hoststr, &t, &sudo_opts, 1) != 0) {
         goto out;
     }
     cfg.target = &t;
@@ -72,8 +106,6 @@ remote_connect(const struct cr_opts *o,
 out:
     free(err);
     ssh_target_release(&t);
-    strvec_clear(&warnings);
-    strvec_clear(&notes);
     strvec_clear(&sudo_opts);
     return h;
 }

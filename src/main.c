@@ -355,6 +355,12 @@ run(struct cr_opts *o)
         goto out;
     }
 
+    /* A bad host string or NIX_SSHOPTS ends here, before a password is
+     * asked for or a build started while connecting. */
+    if ((o->target_host != NULL && remote_check_args(o->target_host) != 0) ||
+        (o->build_host != NULL && remote_check_args(o->build_host) != 0)) {
+        goto out;
+    }
     if (o->target_host != NULL || o->build_host != NULL) {
         password =
             get_password(o, o->target_host ? o->target_host : o->build_host);

@@ -13,4 +13,8 @@ struct host *remote_connect(const struct cr_opts *o,
                             const char *hoststr,
                             const char *password);
 
+/* Check hoststr, NIX_SSHOPTS and NIX_SUDOOPTS as remote_connect reads
+ * them, before anything runs: 0, or -1 after a one-line error. */
+int remote_check_args(const char *hoststr);
+
 #endif

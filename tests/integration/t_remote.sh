@@ -189,6 +189,15 @@ took=$(( $(date +%s) - start ))
 assert_ne "unreachable host fails" 0 "$rc"
 check "unreachable host fails in bounded time (${took}s)" test "$took" -le 15
 assert_eq "unreachable host: one error line" 1 "$(printf '%s\n' "$err" | grep -c '^error:')"
+# A NIX_SSHOPTS that cannot be read ends before anything runs: no build
+# started while connecting, one line.
+echo badopt > "$flake/salt"
+err=$(NIX_SSHOPTS="-o Port=22 -p" cr switch --flake "path:$flake#beta" --target-host crdeploy@target1 --sudo 2>&1); rc=$?
+rm -f "$flake/salt"
+assert_eq "NIX_SSHOPTS missing an argument: exit 1" 1 "$rc"
+assert_eq "NIX_SSHOPTS missing an argument: only the error line" \
+	"error: ssh option -p requires an argument" "$err"
+assert_eq "NIX_SSHOPTS missing an argument: target untouched" "$n/$c" "$(gens)/$(nlog)"
 host_delay_proxy target1 0 2299 >/dev/null
 out=$(NIX_SSHOPTS="-p 2299 -i $work/ssh/deploykey -o UserKnownHostsFile=$CR_TEST_ROOT/known_hosts -o IdentitiesOnly=yes" \
       cr test --flake "path:$flake#alpha" --target-host crdeploy@127.0.0.1 --sudo 2>"$work/err"); rc=$?
