@@ -3,12 +3,15 @@
 #include "crebuild/log.h"
 #include "crebuild/nar.h"
 #include "crebuild/pathinfo.h"
+#include "crebuild/proc.h"
 #include "crebuild/progress.h"
 #include "crebuild/serve.h"
 #include "crebuild/util.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +72,10 @@ struct feed {
     int done;       /* the thread has finished */
     int stop;       /* the upload failed: stop after this batch */
     size_t *pos;    /* list index -> position in r->missing, or -1 */
+    /* feed_free before the thread is done: its fill returns at once and
+     * the running nix is killed. */
+    atomic_int cancel;
+    struct proc_watch watch;
 };
 
 /* Where the NAR of one path goes: to dst, minus the held-back tail. */
@@ -165,6 +172,8 @@ open_serve(struct host *h,
     return rc;
 }
 
+static int local_metadata(struct run *r);
+
 /* ---- what is missing ---- */
 
 /* One QueryValidPaths for the whole closure (temp roots held on the
@@ -226,9 +235,14 @@ find_missing(struct run *r, const struct strvec *valid, struct copy_stats *st)
     free(present);
 }
 
-/* Local source: the closure first, the destination's answer next; the
- * metadata (two local queries) comes later only for the paths it lacks
- * (local_metadata), so that a redeploy asks nothing more. */
+/* Local source: the closure first, the destination's answer next.  The
+ * metadata is wanted only for the paths the destination lacks, but for a
+ * closure too big to get it at once (see local_metadata) the feed starts
+ * on all of them while the answer is awaited, as if none were there: a
+ * cold copy then finds much of it ready instead of fetching it while it
+ * uploads.  When some paths are there after all, copy_closure cancels
+ * that fetch (its running nix is killed) and the lacking paths get their
+ * metadata as before; a redeploy pays only the CPU spent meanwhile. */
 static int
 query_local_then_valid(struct run *r,
                        struct host *src,
@@ -236,6 +250,7 @@ query_local_then_valid(struct run *r,
                        const struct strvec *roots,
                        struct strvec *valid)
 {
+    size_t feed_min = r->o->feed_min ? r->o->feed_min : FEED_MIN;
     int rc;
 
     /* The remote command starts while the closure is listed here. */
@@ -247,10 +262,18 @@ query_local_then_valid(struct run *r,
     } else if (rc == 0) {
         rc = pathinfo_closure_local(src, roots, r->o->src_store, 0, &r->list);
     }
+    r->src_host = src;
+    if (rc == 0 && r->list.n > feed_min) {
+        r->missing = xcalloc(r->list.n, sizeof(*r->missing));
+        for (size_t i = 0; i < r->list.n; i++) {
+            r->missing[i] = i;
+        }
+        r->nmissing = r->list.n;
+        rc = local_metadata(r);
+    }
     if (rc == 0) {
         rc = query_valid(r, valid);
     }
-    r->src_host = src;
     (void)dst;
     return rc;
 }
@@ -298,6 +321,8 @@ feed_main(void *arg)
     int want_json = 1;
     int rc = 0;
 
+    proc_watch_thread(&f->watch);
+    pathinfo_cancel_on(&f->cancel);
     while (rc == 0 && pos < r->nmissing) {
         size_t k = r->nmissing - pos < batch ? r->nmissing - pos : batch;
 
@@ -340,6 +365,8 @@ feed_main(void *arg)
         pos += k;
         batch = r->o->feed_batch ? r->o->feed_batch : FEED_BATCH;
     }
+    pathinfo_cancel_on(NULL);
+    proc_watch_thread(NULL);
     pthread_mutex_lock(&f->mu);
     f->rc = rc;
     f->done = 1;
@@ -358,10 +385,16 @@ feed_free(struct run *r)
     }
     pthread_mutex_lock(&f->mu);
     f->stop = 1;
+    int running = !f->done;
     pthread_mutex_unlock(&f->mu);
+    if (running) {
+        atomic_store(&f->cancel, 1);
+        proc_kill_watched(&f->watch, SIGKILL);
+    }
     pthread_join(f->thread, NULL);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cv);
+    proc_watch_destroy(&f->watch);
     free(f->pos);
     free(f);
     r->feed = NULL;
@@ -440,9 +473,12 @@ local_metadata(struct run *r)
     }
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
+    atomic_init(&f->cancel, 0);
+    proc_watch_init(&f->watch);
     if (pthread_create(&f->thread, NULL, feed_main, f) != 0) {
         pthread_mutex_destroy(&f->mu);
         pthread_cond_destroy(&f->cv);
+        proc_watch_destroy(&f->watch);
         free(f->pos);
         free(f);
         log_error("cannot start a thread: %s", strerror(errno));
@@ -733,12 +769,28 @@ copy_closure(struct host *src,
             rc = query_valid(&r, &valid);
         }
     }
+    int fetched_ahead = 0;
     if (rc == 0) {
         st.paths_total = r.list.n;
-        find_missing(&r, &valid, &st);
+        if (r.feed != NULL && valid.n == 0) {
+            fetched_ahead = 1; /* nothing there: all go, in list order */
+        } else {
+            if (r.feed != NULL) {
+                log_debug("%zu of %zu paths already on %s: the metadata "
+                          "fetched ahead for all is dropped",
+                          valid.n,
+                          r.list.n,
+                          r.dst_name);
+            }
+            feed_free(&r);
+            free(r.missing);
+            r.missing = NULL;
+            r.nmissing = 0;
+            find_missing(&r, &valid, &st);
+        }
     }
     strvec_clear(&valid);
-    if (rc == 0 && r.src_host != NULL) {
+    if (rc == 0 && r.src_host != NULL && !fetched_ahead) {
         r.bytes_total = 0;
         rc = local_metadata(&r);
     }

@@ -600,8 +600,24 @@ push_store(struct strvec *argv, const char *store)
     }
 }
 
+/* The calling thread's cancel flag (pathinfo_cancel_on), or NULL. */
+static _Thread_local const atomic_int *tl_cancel;
+
+void
+pathinfo_cancel_on(const atomic_int *flag)
+{
+    tl_cancel = flag;
+}
+
+static int
+cancelled(void)
+{
+    return tl_cancel != NULL && atomic_load(tl_cancel) != 0;
+}
+
 /* Run argv on h capturing stdout into out.  0, or CR_ENIX/CR_E* with the
- * command's error logged unless quiet_fail (then only returned). */
+ * command's error logged unless quiet_fail (then only returned); CR_EINTR,
+ * unlogged, when the thread's fill was cancelled. */
 static int
 run_capture(struct host *h,
             const struct strvec *argv,
@@ -623,7 +639,9 @@ run_capture(struct host *h,
     if (rc == 0 && status != 0) {
         rc = CR_ENIX;
     }
-    if (rc != 0) {
+    if (rc != 0 && cancelled()) {
+        rc = CR_EINTR;
+    } else if (rc != 0) {
         serve_stderr_line(err.buf, err.len, &line);
         if (quiet_fail) {
             log_debug("%s failed: %s", argv->v[0], line.buf);
@@ -705,6 +723,10 @@ batch_local(struct host *h,
         }
         if (run_capture(h, &argv, &text, 1) != 0 ||
             pathinfo_parse_json(l, text.buf, text.len) != 0) {
+            if (cancelled()) {
+                rc = CR_EINTR;
+                goto out;
+            }
             log_warn("cannot query signatures and content addresses with "
                      "nix path-info; copying without them");
             *want_json = 0;
@@ -772,6 +794,9 @@ pathinfo_fill_some(struct host *h,
     while (rc == 0 && i < n) {
         size_t k = 0, bytes = 0;
 
+        if (cancelled()) {
+            return CR_EINTR;
+        }
         while (i + k < n && (k == 0 || bytes < limit)) {
             bytes += strlen(l->v[idx[i + k]].path) + 1;
             k++;

@@ -45,11 +45,63 @@ proc_kill_all(int sig)
     }
 }
 
+/* The calling thread's watch (proc_watch_thread), or NULL. */
+static _Thread_local struct proc_watch *tl_watch;
+
+void
+proc_watch_init(struct proc_watch *w)
+{
+    pthread_mutex_init(&w->mu, NULL);
+    w->pid = 0;
+}
+
+void
+proc_watch_destroy(struct proc_watch *w)
+{
+    pthread_mutex_destroy(&w->mu);
+}
+
+void
+proc_watch_thread(struct proc_watch *w)
+{
+    tl_watch = w;
+}
+
+void
+proc_kill_watched(struct proc_watch *w, int sig)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->pid > 0) {
+        kill(w->pid, sig);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void
+watch_set(pid_t pid)
+{
+    if (tl_watch != NULL) {
+        pthread_mutex_lock(&tl_watch->mu);
+        tl_watch->pid = pid;
+        pthread_mutex_unlock(&tl_watch->mu);
+    }
+}
+
 static int
 wait_child(pid_t pid, int *status)
 {
     int st;
 
+    if (tl_watch != NULL && tl_watch->pid == pid) {
+        /* Ended (or failed to wait): forget it before it is reaped, so
+         * that proc_kill_watched never signals a pid that was reused. */
+        siginfo_t info;
+
+        while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) < 0 &&
+               errno == EINTR) {
+        }
+        watch_set(0);
+    }
     while (waitpid(pid, &st, 0) < 0) {
         if (errno != EINTR) {
             track(pid, 0);
@@ -204,6 +256,9 @@ proc_run(const struct proc_spec *spec, int *status)
     fds[1] = spec->out ? out[1] : spec->out_fd;
     fds[2] = spec->err ? err[1] : spec->err_fd;
     rc = spawn(spec, fds, &pid);
+    if (rc == 0) {
+        watch_set(pid);
+    }
     close_fd(&in[0]);
     close_fd(&out[1]);
     close_fd(&err[1]);

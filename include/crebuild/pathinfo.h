@@ -5,6 +5,7 @@
 #ifndef CREBUILD_PATHINFO_H
 #define CREBUILD_PATHINFO_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -105,6 +106,11 @@ int pathinfo_fill_some(struct host *h,
                        const size_t *idx,
                        size_t n,
                        int *want_json);
+/* From now on, the calling thread's pathinfo_fill_some stops once *flag
+ * is set (NULL: never) and returns CR_EINTR without logging anything;
+ * whoever sets it also stops the running command (proc_kill_watched). */
+void pathinfo_cancel_on(const atomic_int *flag);
+
 /* Reorder idx[0..n) (indices of entries with metadata) so that every
  * entry comes after those of its references that are in idx too,
  * keeping the given order where it is free.  0, or CR_ENIX (logged) on a

@@ -2,6 +2,7 @@
 #ifndef CREBUILD_PROC_H
 #define CREBUILD_PROC_H
 
+#include <pthread.h>
 #include <sys/types.h>
 
 #include "crebuild/host.h"
@@ -31,5 +32,18 @@ int proc_open_stream(const struct proc_spec *spec, struct stream **out);
 
 /* Forward a signal to every running child (for SIGINT/SIGTERM). */
 void proc_kill_all(int sig);
+
+/* The child a thread runs now, for another thread to stop: after
+ * proc_watch_thread(w), the calling thread's proc_run children are
+ * recorded in w until reaped, and proc_kill_watched(w, sig) signals the
+ * one running, if any (never a reaped pid). */
+struct proc_watch {
+    pthread_mutex_t mu;
+    pid_t pid; /* 0: none */
+};
+void proc_watch_init(struct proc_watch *w);
+void proc_watch_destroy(struct proc_watch *w);
+void proc_watch_thread(struct proc_watch *w); /* NULL: stop recording */
+void proc_kill_watched(struct proc_watch *w, int sig);
 
 #endif

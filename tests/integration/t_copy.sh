@@ -91,8 +91,14 @@ assert_not_contains "no terminal control characters without a tty" "$err" $'\r'
 assert_not_contains "no escape sequences without a tty" "$err" $'\033'
 
 # --- partial copy: only what is missing --------------------------------------
-err=$(cr switch --flake "path:$cflake#big" --target-host root@cp-t1 2>&1 >/dev/null); rc=$?
+# (-v: the metadata of the whole closure, fetched while the target was
+# asked, is dropped once some paths turn out to be there; no warning)
+err=$(cr switch --flake "path:$cflake#big" --target-host root@cp-t1 -v 2>&1 >/dev/null); rc=$?
 assert_eq "partial copy exits 0" 0 "$rc"
+assert_contains "partial copy: metadata fetched ahead dropped" "$err" \
+	"$shared of ${#big_cl[@]} paths already on root@cp-t1: the metadata fetched ahead for all is dropped"
+assert_not_contains "partial copy: no warning" "$err" "warning"
+assert_not_contains "partial copy: no error" "$err" "error"
 if [[ $err =~ $summary_re ]]; then
 	assert_eq "partial copy: the missing paths copied" "$((${#big_cl[@]} - shared))" "${BASH_REMATCH[1]}"
 	assert_eq "partial copy: shared paths already present" "$shared" "${BASH_REMATCH[2]}"
@@ -100,8 +106,10 @@ else
 	fail "partial copy summary line" "$err"
 fi
 check "partial copy: contents match their hashes" on cp-t1 nix-store --verify --check-contents
-err=$(cr switch --flake "path:$cflake#big" --target-host root@cp-t1 2>&1 >/dev/null); rc=$?
+err=$(cr switch --flake "path:$cflake#big" --target-host root@cp-t1 -v 2>&1 >/dev/null); rc=$?
 assert_eq "redeploy exits 0" 0 "$rc"
+assert_contains "redeploy: metadata fetched ahead dropped" "$err" "the metadata fetched ahead for all is dropped"
+assert_not_contains "redeploy: no warning" "$err" "warning"
 assert_contains "redeploy copies nothing" "$err" "copied 0 paths, 0.0 MiB in"
 assert_contains "redeploy: all present" "$err" "; ${#big_cl[@]} already present"
 

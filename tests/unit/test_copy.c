@@ -530,6 +530,49 @@ test_cold_copy_feed(void **state)
     }
 }
 
+/* A closure big enough for the feed has its metadata fetched for every
+ * path while the destination is asked; some paths are there after all,
+ * so that fetch is dropped (cancelled: no warning, whatever it had done)
+ * and only the lacking path goes, with its metadata. */
+static void
+test_partial_copy_feed_dropped(void **state)
+{
+    static const int present[] = {LEAF, TOP};
+    static const int want[] = {MID};
+    (void)state;
+    for (int c = 0; c < 2; c++) {
+        struct fake dst;
+        struct fhost src, dsth;
+        struct copy_opts o;
+        struct copy_stats st;
+        struct strvec roots = STRVEC_INIT;
+
+        log_reset();
+        fake_init(&dst);
+        script_dst(&dst, present, 2, 1);
+        dst.gate_out = wire_size(want, 1);
+        fhost_init(&src, "localhost", 1, NULL);
+        src.listed_sorted = c;
+        fhost_init(&dsth, "target", 0, &dst);
+        opts_for_fakes(&o);
+        o.feed_min = 1;
+        o.feed_batch = 1;
+        strvec_push(&roots, fxs[TOP].path);
+        assert_int_equal(copy_closure(&src.h, &dsth.h, &roots, &o, &st, NULL),
+                         0);
+        check_dst_wire(&dst, 0, want, 1, 1);
+        assert_int_equal(st.paths_present, 2);
+        assert_int_equal(st.paths_copied, 1);
+        assert_int_equal(st.bytes, fxs[MID].size);
+        assert_non_null(strstr(logged(), "copied 1 paths"));
+        assert_null(strstr(logged(), "warning"));
+        assert_null(strstr(logged(), "error"));
+        strvec_clear(&roots);
+        strvec_clear(&dsth.last_argv);
+        fake_release(&dst);
+    }
+}
+
 static void
 test_partial_copy_substitute(void **state)
 {
@@ -1543,6 +1586,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cold_copy),
         cmocka_unit_test(test_cold_copy_feed),
+        cmocka_unit_test(test_partial_copy_feed_dropped),
         cmocka_unit_test(test_partial_copy_substitute),
         cmocka_unit_test(test_nothing_to_copy),
         cmocka_unit_test(test_corrupt_hash),

@@ -2,11 +2,14 @@
 #include "testutil.h"
 
 #include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "crebuild/flakeref.h"
 #include "crebuild/log.h"
+#include "crebuild/proc.h"
 #include "crebuild/shquote.h"
 #include "crebuild/strbuf.h"
 #include "crebuild/strvec.h"
@@ -262,6 +265,69 @@ test_log_long_line(void **state)
     free(buf);
 }
 
+/* proc_kill_watched stops the child another thread runs (the copy's
+ * metadata feed, cancelled); afterwards, with the child reaped, it signals
+ * nothing. */
+struct watched_run {
+    struct proc_watch *w;
+    int rc, status;
+    double seconds;
+};
+
+static void *
+watched_main(void *arg)
+{
+    struct watched_run *wr = arg;
+    struct strvec argv = STRVEC_INIT;
+    struct proc_spec spec;
+    struct timespec t0, t1;
+
+    memset(&spec, 0, sizeof(spec));
+    strvec_pushl(&argv, "sleep", "20", (const char *)NULL);
+    spec.argv = &argv;
+    spec.out_fd = -1;
+    spec.err_fd = -1;
+    proc_watch_thread(wr->w);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    wr->rc = proc_run(&spec, &wr->status);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    proc_watch_thread(NULL);
+    wr->seconds = (double)(t1.tv_sec - t0.tv_sec) +
+                  (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    strvec_clear(&argv);
+    return NULL;
+}
+
+static void
+test_proc_kill_watched(void **state)
+{
+    struct proc_watch w;
+    struct watched_run wr = {&w, -1, -1, 0};
+    pthread_t t;
+    pid_t pid = 0;
+
+    (void)state;
+    proc_watch_init(&w);
+    proc_kill_watched(&w, SIGKILL); /* nothing running: nothing happens */
+    assert_int_equal(pthread_create(&t, NULL, watched_main, &wr), 0);
+    for (int i = 0; i < 500 && pid == 0; i++) {
+        pthread_mutex_lock(&w.mu);
+        pid = w.pid;
+        pthread_mutex_unlock(&w.mu);
+        if (pid == 0) {
+            usleep(10 * 1000);
+        }
+    }
+    assert_true(pid > 0);
+    proc_kill_watched(&w, SIGKILL);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(wr.rc, 0);
+    assert_int_equal(wr.status, 128 + SIGKILL);
+    assert_true(wr.seconds < 10);
+    assert_int_equal(w.pid, 0); /* reaped: forgotten */
+    proc_watch_destroy(&w);
+}
+
 int
 main(void)
 {
@@ -273,6 +339,7 @@ main(void)
         cmocka_unit_test(test_parse_uint),
         cmocka_unit_test(test_log_whole_lines),
         cmocka_unit_test(test_log_long_line),
+        cmocka_unit_test(test_proc_kill_watched),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
