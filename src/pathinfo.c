@@ -609,15 +609,17 @@ pathinfo_cancel_on(const atomic_int *flag)
     tl_cancel = flag;
 }
 
+/* Cancelled, or interrupted (SIGINT/SIGTERM kill the running nix too):
+ * a failure is then no reason for a warning or a fallback. */
 static int
 cancelled(void)
 {
-    return tl_cancel != NULL && atomic_load(tl_cancel) != 0;
+    return (tl_cancel != NULL && atomic_load(tl_cancel) != 0) || cr_interrupted;
 }
 
 /* Run argv on h capturing stdout into out.  0, or CR_ENIX/CR_E* with the
  * command's error logged unless quiet_fail (then only returned); CR_EINTR,
- * unlogged, when the thread's fill was cancelled. */
+ * unlogged, when the thread's fill was cancelled or crebuild interrupted. */
 static int
 run_capture(struct host *h,
             const struct strvec *argv,

@@ -108,7 +108,8 @@ int pathinfo_fill_some(struct host *h,
                        int *want_json);
 /* From now on, the calling thread's pathinfo_fill_some stops once *flag
  * is set (NULL: never) and returns CR_EINTR without logging anything;
- * whoever sets it also stops the running command (proc_kill_watched). */
+ * whoever sets it also stops the running command (proc_kill_watched).
+ * The same holds in every thread once crebuild is interrupted. */
 void pathinfo_cancel_on(const atomic_int *flag);
 
 /* Reorder idx[0..n) (indices of entries with metadata) so that every

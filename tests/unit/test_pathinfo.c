@@ -593,6 +593,7 @@ struct fake_host {
     int dump_db_extra;    /* generate records for synthetic paths */
     int json_full;        /* path-info gives A and B completely */
     size_t dump_db_paths; /* paths asked of --dump-db, all runs */
+    atomic_int *cancel;   /* set when path-info runs (then it fails) */
 };
 
 static void
@@ -659,6 +660,12 @@ fh_run(struct host *h, const struct host_cmd *cmd, int *status)
         }
     }
     if (strcmp(argv->v[0], "nix") == 0) {
+        if (f->cancel != NULL) {
+            /* as feed_free: the flag, then the running nix killed */
+            atomic_store(f->cancel, 1);
+            *status = 128 + 9;
+            return 0;
+        }
         if (f->fail_json) {
             strbuf_addstr(cmd->err,
                           "error: experimental Nix feature "
@@ -788,6 +795,57 @@ test_query_local_json_fails(void **state)
     assert_int_equal(l.v[0].sigs.n, 0);
     pathinfo_list_release(&l);
     strvec_clear(&roots);
+    strbuf_release(&f.log);
+}
+
+/* A fill cancelled while its nix runs (killed: it fails), or already
+ * cancelled, or interrupted: CR_EINTR, nothing logged, no --dump-db
+ * fallback, and the next run of the thread is normal again. */
+static void
+test_fill_cancelled(void **state)
+{
+    struct fake_host f;
+    struct pathinfo_list l = PATHINFO_LIST_INIT;
+    atomic_int flag;
+    size_t idx[2];
+    int want_json = 1;
+    size_t before;
+
+    (void)state;
+    atomic_init(&flag, 0);
+    idx[0] = pathinfo_list_add(&l, A);
+    idx[1] = pathinfo_list_add(&l, B);
+    fh_init(&f, "");
+    f.cancel = &flag;
+    pathinfo_cancel_on(&flag);
+    before = strlen(logged());
+    assert_int_equal(pathinfo_fill_some(&f.h, NULL, &l, idx, 2, &want_json),
+                     CR_EINTR);
+    assert_int_equal(f.nruns, 1); /* path-info only */
+    assert_int_equal(want_json, 1);
+    assert_int_equal(strlen(logged()), before);
+    /* Set before: nothing runs. */
+    assert_int_equal(pathinfo_fill_some(&f.h, NULL, &l, idx, 2, &want_json),
+                     CR_EINTR);
+    assert_int_equal(f.nruns, 1);
+    /* Not this thread's flag any more: a failing path-info is warned
+     * about and --dump-db gives the metadata. */
+    pathinfo_cancel_on(NULL);
+    f.cancel = NULL;
+    f.fail_json = 1;
+    assert_int_equal(pathinfo_fill_some(&f.h, NULL, &l, idx, 2, &want_json), 0);
+    assert_non_null(
+        strstr(logged() + before, "warning: cannot query signatures"));
+    assert_true(l.v[idx[1]].have_meta);
+    /* Interrupted (SIGINT): the same quiet CR_EINTR. */
+    before = strlen(logged());
+    want_json = 1;
+    cr_interrupted = 2;
+    assert_int_equal(pathinfo_fill_some(&f.h, NULL, &l, idx, 2, &want_json),
+                     CR_EINTR);
+    cr_interrupted = 0;
+    assert_int_equal(strlen(logged()), before);
+    pathinfo_list_release(&l);
     strbuf_release(&f.log);
 }
 
@@ -964,6 +1022,7 @@ main(void)
         cmocka_unit_test(test_query_local),
         cmocka_unit_test(test_query_local_json_full),
         cmocka_unit_test(test_query_local_json_fails),
+        cmocka_unit_test(test_fill_cancelled),
         cmocka_unit_test(test_query_local_batches),
         cmocka_unit_test(test_query_local_errors),
         cmocka_unit_test(test_query_serve),
