@@ -70,10 +70,9 @@ struct feed {
     uint64_t bytes; /* their narSize sum */
     int rc;         /* the thread's failure */
     int done;       /* the thread has finished */
-    int stop;       /* the upload failed: stop after this batch */
     size_t *pos;    /* list index -> position in r->missing, or -1 */
-    /* feed_free before the thread is done: its fill returns at once and
-     * the running nix is killed. */
+    /* Set by feed_free: the thread's fill returns CR_EINTR at once (as
+     * when crebuild is interrupted) and its running nix is killed. */
     atomic_int cancel;
     struct proc_watch watch;
 };
@@ -326,13 +325,6 @@ feed_main(void *arg)
     while (rc == 0 && pos < r->nmissing) {
         size_t k = r->nmissing - pos < batch ? r->nmissing - pos : batch;
 
-        pthread_mutex_lock(&f->mu);
-        int stop = f->stop;
-        pthread_mutex_unlock(&f->mu);
-        if (stop || cr_interrupted) {
-            rc = CR_EINTR;
-            break;
-        }
         rc = pathinfo_fill_some(r->src_host,
                                 r->o->src_store,
                                 &r->list,
@@ -383,14 +375,9 @@ feed_free(struct run *r)
     if (f == NULL) {
         return;
     }
-    pthread_mutex_lock(&f->mu);
-    f->stop = 1;
-    int running = !f->done;
-    pthread_mutex_unlock(&f->mu);
-    if (running) {
-        atomic_store(&f->cancel, 1);
-        proc_kill_watched(&f->watch, SIGKILL);
-    }
+    /* (a thread that is done runs nothing: nothing to kill) */
+    atomic_store(&f->cancel, 1);
+    proc_kill_watched(&f->watch, SIGKILL);
     pthread_join(f->thread, NULL);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cv);
