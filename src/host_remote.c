@@ -628,6 +628,18 @@ host_remote_check_sudo(struct host *h)
     }
     strbuf_rtrim(&err);
     log_debug("%s: sudo -n true: status %d: %s", h->name, status, err.buf);
+    if (status == 126 || status == 127) {
+        /* The shell's "not found" / "cannot execute": no sudo to ask. */
+        const char *nl = strrchr(err.buf, '\n');
+
+        log_error("cannot run sudo on %s: %s",
+                  h->name,
+                  err.len == 0 ? "not found"
+                  : nl != NULL ? nl + 1
+                               : err.buf);
+        rc = CR_EAUTH;
+        goto out;
+    }
     if (rh->password == NULL) {
         log_error("sudo on %s requires a password: did you forget to use "
                   "--ask-sudo-password?",

@@ -26,7 +26,9 @@ secret_protect_process(void)
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
-/* Read one line from fd into a locked buffer. */
+/* Read one line from fd into a locked buffer.  NULL (errno set) when a
+ * read fails: a descriptor that is not open, a directory, an I/O error
+ * must not pass for an empty password. */
 static char *
 read_line(int fd)
 {
@@ -40,7 +42,15 @@ read_line(int fd)
         if (r < 0 && errno == EINTR && !cr_interrupted) {
             continue;
         }
-        if (r <= 0 || c == '\n') {
+        if (r < 0) {
+            int e = errno;
+
+            buf[n] = '\0';
+            secret_free(buf);
+            errno = e;
+            return NULL;
+        }
+        if (r == 0 || c == '\n') {
             break;
         }
         buf[n++] = c;
@@ -82,13 +92,24 @@ secret_read_tty(const char *prompt)
         secret_free(s);
         return NULL;
     }
+    if (s == NULL) {
+        log_error("cannot read the password from the terminal: %s",
+                  strerror(errno));
+    }
     return s;
 }
 
 char *
 secret_read_fd(int fd)
 {
-    return read_line(fd);
+    char *s = read_line(fd);
+
+    if (s == NULL && !cr_interrupted) {
+        log_error("cannot read the password from file descriptor %d: %s",
+                  fd,
+                  strerror(errno));
+    }
+    return s;
 }
 
 char *
@@ -102,6 +123,9 @@ secret_read_file(const char *path)
         return NULL;
     }
     s = read_line(fd);
+    if (s == NULL && !cr_interrupted) {
+        log_error("cannot read password file '%s': %s", path, strerror(errno));
+    }
     close(fd);
     return s;
 }

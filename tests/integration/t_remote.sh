@@ -158,6 +158,27 @@ assert_ne "wrong sudo password fails" 0 "$rc"
 assert_contains "wrong sudo password message" "$err" "sudo password rejected"
 assert_eq "wrong password: target untouched" "$n/$c" "$(gens)/$(nlog)"
 check_fails "password not in the process list" grep -rqa bobpass /proc/[0-9]*/cmdline
+# A password source that cannot be read is an error, not an empty password.
+n=$(gens); c=$(nlog)
+err=$(cr test --flake "path:$flake#beta" --target-host crbob@target1 --sudo-password-fd 9 2>&1); rc=$?
+assert_eq "unopened --sudo-password-fd: exit 1" 1 "$rc"
+assert_eq "unopened --sudo-password-fd: one line naming the descriptor" \
+	"error: cannot read the password from file descriptor 9: Bad file descriptor" "$err"
+err=$(cr test --flake "path:$flake#beta" --target-host crbob@target1 --sudo-password-file "$work" 2>&1); rc=$?
+assert_eq "directory as --sudo-password-file: exit 1" 1 "$rc"
+assert_eq "directory as --sudo-password-file: one line naming it" \
+	"error: cannot read password file '$work': Is a directory" "$err"
+assert_eq "unreadable password sources: target untouched" "$n/$c" "$(gens)/$(nlog)"
+# No usable sudo on the target (here: not executable) is said as such, not
+# as a rejected password.
+: > "$work/nosudo"; chmod 644 "$work/nosudo"
+on_target mount --bind "$work/nosudo" /usr/bin/sudo
+err=$(cr test --flake "path:$flake#beta" --target-host crbob@target1 --sudo-password-file "$work/pw" 2>&1); rc=$?
+on_target umount /usr/bin/sudo
+assert_eq "sudo not executable on the target: exit 1" 1 "$rc"
+assert_match "sudo not executable on the target: one error line saying so" "$(grep '^error' <<< "$err")" \
+	'^error: cannot run sudo on crbob@target1: .*[Pp]ermission denied$'
+assert_eq "sudo not executable: target untouched" "$n/$c" "$(gens)/$(nlog)"
 err=$(cr test --flake "path:$flake#alpha" --target-host crbob@target1 --sudo 2>&1); rc=$?
 assert_ne "sudo needing a password without one fails" 0 "$rc"
 err=$(cr test --flake "path:$flake#alpha" --target-host crplain@target1 --sudo 2>&1); rc=$?
