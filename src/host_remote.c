@@ -119,6 +119,28 @@ build_script(struct strbuf *sb, const struct host_cmd *cmd, int run0)
     strbuf_addstr(sb, run0 ? " -- \"$@\"" : " \"$@\"");
 }
 
+/* The service manager expands "${NAME}", a whole-argument "$NAME" and
+ * "$$" in a service's command line, and run0 (systemd-run) passes its
+ * arguments there: each '$' is doubled so that they arrive as written
+ * ("$$" becomes "$" again). */
+static void
+push_unexpanded(struct strvec *words, const struct strvec *argv)
+{
+    struct strbuf sb = STRBUF_INIT;
+
+    for (size_t i = 0; i < argv->n; i++) {
+        strbuf_reset(&sb);
+        for (const char *c = argv->v[i]; *c != '\0'; c++) {
+            if (*c == '$') {
+                strbuf_addch(&sb, '$');
+            }
+            strbuf_addch(&sb, *c);
+        }
+        strvec_push(words, sb.buf);
+    }
+    strbuf_release(&sb);
+}
+
 char *
 remote_command(const struct host_cmd *cmd,
                const struct remote_elevation *e,
@@ -152,7 +174,11 @@ remote_command(const struct host_cmd *cmd,
     }
     build_script(&script, cmd, run0);
     strvec_pushl(&words, "/bin/sh", "-c", script.buf, "sh", (const char *)NULL);
-    strvec_pusharr(&words, cmd->argv);
+    if (run0) {
+        push_unexpanded(&words, cmd->argv);
+    } else {
+        strvec_pusharr(&words, cmd->argv);
+    }
     shquote_argv(&out, &words);
     strvec_clear(&words);
     strbuf_release(&script);

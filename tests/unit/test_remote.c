@@ -218,6 +218,13 @@ static const struct golden goldens[] = {
      "--uid=0 --pipe --quiet --wait --collect --service-type=exec "
      "--send-sighup --setenv=PATH=\"${PATH-}\" --setenv=KEEP=\"${KEEP-}\" "
      "--setenv=FOO=1 -- \"$@\"' sh cmd"},
+    /* run0: the service manager would expand '$' in the arguments; each
+     * is doubled ("$$" -> "$" there). */
+    {{"/bin/sh", "-c", "put pid $$; x=${state##*/}", "$HOME", NULL}, {NULL},
+     1, CR_ELEVATE_RUN0, NULL, {NULL}, 0,
+     "/bin/sh -c 'exec systemd-run --uid=0 --pipe --quiet --wait --collect "
+     "--service-type=exec --send-sighup --setenv=PATH=\"${PATH-}\" -- "
+     "\"$@\"' sh /bin/sh -c 'put pid $$$$; x=$${state##*/}' '$$HOME'"},
     /* Hostile arguments are single-quoted. */
     {{"echo", "$(id)", "`id`", "a;b", "it's", NULL}, {NULL}, 0,
      CR_ELEVATE_NONE, NULL, {NULL}, 0,
