@@ -17,6 +17,14 @@
 
 /* $1 mode, $2 state dir; run: $3 stc $4 action $5 profile $6 prev-gen
  * $7 timeout $8 install-bootloader; start: the same plus $9 use-systemd.
+ * Under systemd-run the script runs from a file in the state directory:
+ * the service manager expands "${...}" and "$$" in a command line, so the
+ * text cannot travel there as an argument (the other arguments are store
+ * paths, profile paths, numbers and a state path, without '$').
+ * A rollback puts back what was there before the deploy: for switch, the
+ * profile's previous generation as the boot default, and the system that
+ * was running (/run/current-system when the supervisor started) running
+ * again; they differ after a `boot` that was not followed by a reboot.
  * Files one mode writes and another reads appear whole (put: a temporary
  * file, then mv): follow, started at the same time as run, must never
  * read a pid file that is created but not yet written.
@@ -32,12 +40,13 @@ static const char script[] =
     "  umask 077\n"
     "  mkdir -p " STATE_DIR " && mkdir \"$state\" || exit 90\n"
     "  if [ \"$9\" = 1 ]; then\n"
+    "    printf '%s' \"$0\" > \"$state/supervisor\" || exit 91\n"
     "    systemd-run --unit=\"crebuild-${state##*/}\" --collect --quiet "
     "--service-type=exec --setenv=PATH=\"$PATH\" "
     "--setenv=LOCALE_ARCHIVE=\"${LOCALE_ARCHIVE-}\" "
     "--setenv=NIXOS_NO_CHECK=\"${NIXOS_NO_CHECK-}\" "
-    "/bin/sh -c \"$0\" \"$0\" run \"$state\" \"$3\" \"$4\" \"$5\" \"$6\" "
-    "\"$7\" \"$8\" || exit 91\n"
+    "/bin/sh \"$state/supervisor\" run \"$state\" \"$3\" \"$4\" \"$5\" "
+    "\"$6\" \"$7\" \"$8\" || exit 91\n"
     "  else\n"
     "    setsid -f /bin/sh -c \"$0\" \"$0\" run \"$state\" \"$3\" \"$4\" "
     "\"$5\" \"$6\" \"$7\" \"$8\" </dev/null >/dev/null 2>&1 || exit 91\n"
@@ -48,7 +57,6 @@ static const char script[] =
     "  trap '' HUP INT PIPE\n"
     "  put pid $$\n"
     "  prev=$(readlink -e /run/current-system 2>/dev/null) || prev=\n"
-    "  [ -n \"$prev\" ] || prev=$(readlink -e \"$5\" 2>/dev/null) || prev=\n"
     "  NIXOS_INSTALL_BOOTLOADER=$8 \"$3\" \"$4\"; rc=$?\n"
     "  put activated \"$rc\"\n"
     "  if [ \"$rc\" != 0 ]; then put status failed; exit 0; fi\n"
@@ -66,12 +74,22 @@ static const char script[] =
     "  echo \"crebuild: $why, rolling back\"\n"
     "  if [ \"$4\" = switch ] && [ -n \"$6\" ]; then\n"
     "    nix-env -p \"$5\" --switch-generation \"$6\" &&\n"
-    "    NIXOS_INSTALL_BOOTLOADER=0 \"$5/bin/switch-to-configuration\" "
+    "    gen=$(readlink -e \"$5\") &&\n"
+    "    if [ -z \"$prev\" ] || [ \"$prev\" = \"$gen\" ]; then\n"
+    "      NIXOS_INSTALL_BOOTLOADER=0 \"$5/bin/switch-to-configuration\" "
     "switch\n"
-    "  elif [ -n \"$prev\" ]; then\n"
+    "    else\n"
+    "      NIXOS_INSTALL_BOOTLOADER=0 \"$5/bin/switch-to-configuration\" "
+    "boot &&\n"
+    "      NIXOS_INSTALL_BOOTLOADER=0 \"$prev/bin/switch-to-configuration\" "
+    "test\n"
+    "    fi\n"
+    "  else\n"
+    "    [ -n \"$prev\" ] || prev=$(readlink -e \"$5\" 2>/dev/null) || prev=\n"
+    "    [ -n \"$prev\" ] &&\n"
     "    NIXOS_INSTALL_BOOTLOADER=0 \"$prev/bin/switch-to-configuration\" "
     "test\n"
-    "  else false; fi\n"
+    "  fi\n"
     "  put status \"rolled-back $?\" ;;\n"
     "follow)\n"
     "  off=0; n=0\n"
@@ -280,13 +298,36 @@ phase(const struct supervise_hooks *hk, const char *name, int start, int ok)
     }
 }
 
+/* The end of a deploy that was not confirmed, from the supervisor's final
+ * status: exit 4 only when the rollback is known to have worked. */
 static int
-rolled_back(const char *host, const char *why)
+not_confirmed(const char *host,
+              const char *state,
+              const char *why,
+              const char *status)
 {
-    log_error("deploy to %s rolled back to the previous configuration: %s",
+    if (strcmp(status, "rolled-back 0") == 0) {
+        log_error("deploy to %s rolled back to the previous configuration: %s",
+                  host,
+                  why);
+        return CR_EXIT_ROLLED_BACK;
+    }
+    if (strncmp(status, "rolled-back ", 12) == 0) {
+        log_error("deploy to %s not confirmed (%s) and its rollback failed "
+                  "(status %s): see %s/log there",
+                  host,
+                  why,
+                  status + 12,
+                  state);
+        return 1;
+    }
+    log_error("deploy to %s not confirmed (%s); it rolls back by itself, "
+              "but crebuild could not see that it did (supervisor status: "
+              "%s)",
               host,
-              why);
-    return CR_EXIT_ROLLED_BACK;
+              why,
+              status);
+    return 1;
 }
 
 int
@@ -381,12 +422,23 @@ supervise_activate(struct host **target,
                   r->timeout);
         pause_s(r->timeout + 3);
         fresh = reconnect_retry(hk, 60);
+        snprintf(status, sizeof(status), "-");
         if (fresh != NULL) {
-            read_status(fresh, state, r, &activated, status, sizeof(status));
+            /* abort: waits for the rollback to end, and says how. */
+            final_status(fresh,
+                         "abort",
+                         state,
+                         r,
+                         "could not log in after activation",
+                         status,
+                         sizeof(status));
             log_info("%s is reachable again (%s)", name, status);
+        }
+        ret = not_confirmed(
+            name, state, "could not log in after activation", status);
+        if (fresh != NULL && ret == CR_EXIT_ROLLED_BACK) {
             run_mode(fresh, "cleanup", state, r, NULL, NULL, &st);
         }
-        ret = rolled_back(name, "could not log in after activation");
         goto out;
     }
     if (hk->health != NULL) {
@@ -401,9 +453,12 @@ supervise_activate(struct host **target,
                          "health check failed",
                          status,
                          sizeof(status));
-            phase(hk, "rollback", 0, strncmp(status, "rolled-back 0", 13) == 0);
-            ret = rolled_back(name, why ? why : "health check failed");
-            run_mode(fresh, "cleanup", state, r, NULL, NULL, &st);
+            phase(hk, "rollback", 0, strcmp(status, "rolled-back 0") == 0);
+            ret = not_confirmed(
+                name, state, why ? why : "health check failed", status);
+            if (ret == CR_EXIT_ROLLED_BACK) {
+                run_mode(fresh, "cleanup", state, r, NULL, NULL, &st);
+            }
             goto out;
         }
         phase(hk, "health", 0, 1);
@@ -415,8 +470,11 @@ supervise_activate(struct host **target,
     }
     if (strcmp(status, "confirmed") != 0) {
         phase(hk, "confirm", 0, 0);
-        ret = rolled_back(name, "the confirmation came too late");
-        run_mode(fresh, "cleanup", state, r, NULL, NULL, &st);
+        ret = not_confirmed(
+            name, state, "the confirmation came too late", status);
+        if (ret == CR_EXIT_ROLLED_BACK) {
+            run_mode(fresh, "cleanup", state, r, NULL, NULL, &st);
+        }
         goto out;
     }
     phase(hk, "confirm", 0, 1);

@@ -168,4 +168,49 @@ assert_eq "SIGINT before activation: profile unchanged" "$cur" "$(tprofile $P/sy
 assert_eq "SIGINT before activation: nothing activated" "$n" "$(host_activations $T | grep -c .)"
 check_fails "no crebuild supervisor left running" host_exec $T pgrep -f 'crebuild-test.*run /nix/var/crebuild'
 
+# --- a target with systemd ------------------------------------------------------------
+# /run/systemd/system makes crebuild start the supervisor with systemd-run;
+# lib/fake-systemd-run stands in for it and expands the command line as the
+# service manager does ("$$" -> "$", "${x}" -> value), so a script passed
+# there as an argument would arrive changed.
+mkdir -p "$work/sdbin"; cp "$here/lib/fake-systemd-run" "$work/sdbin/systemd-run"
+host_exec $T mkdir -p /run/systemd/system
+host_exec $T mount --bind "$work/sdbin" /usr/local/bin
+sdlog() { cat "$(host_path $T /nix/var/crebuild-test/systemd-run.log)" 2>/dev/null; }
+out=$(deploy switch alpha --confirm-timeout 10 2>"$work/err"); rc=$?
+assert_eq "systemd target: confirmed deploy exits 0" 0 "$rc" "$(tail -n 5 "$work/err")"
+assert_match "systemd target: the supervisor ran through systemd-run" "$(sdlog | tail -n 1)" \
+	'^crebuild-deploy-[0-9a-f]{16} \["/bin/sh", "/nix/var/crebuild/deploy-[0-9a-f]{16}/supervisor", "run", '
+assert_contains "systemd target: alpha activated" "$(last)" "alpha switch"
+cur=$(tprofile $P/system)
+out=$(deploy switch lockout --confirm-timeout 4 2>"$work/err"); rc=$?
+assert_eq "systemd target: locked-out deploy exits 4" 4 "$rc" "$(tail -n 5 "$work/err")"
+assert_eq "systemd target: profile restored" "$cur" "$(tprofile $P/system)"
+check "systemd target: deploy user can log in again" can_login
+out=$(deploy switch beta --no-magic-rollback 2>"$work/err"); rc=$?
+assert_eq "systemd target, no magic rollback: exit 0" 0 "$rc"
+assert_match "systemd target, no magic rollback: switch-to-configuration through systemd-run" \
+	"$(sdlog | tail -n 1)" '^nixos-rebuild-switch-to-configuration \["/nix/store/[^"]*beta[^"]*/bin/switch-to-configuration", "switch"\]$'
+
+# --- rollback after `boot`: the running system comes back, the boot default stays ------
+# beta runs; `boot lockout` makes lockout the default without running it;
+# `switch lockout` then adds no generation (the profile already points to
+# it) and locks the deploy user out.  The rollback must not re-activate
+# lockout: lockout stays the boot default (as before) and beta runs again.
+running=$(readlink "$(host_path $T /nix/var/crebuild-test/current-system)")
+out=$(deploy boot lockout 2>"$work/err"); rc=$?
+assert_eq "boot lockout exits 0" 0 "$rc"
+bootgen=$(tprofile $P/system)
+out=$(deploy switch lockout --confirm-timeout 4 2>"$work/err"); rc=$?
+assert_eq "switch after boot, locked out: exit 4" 4 "$rc" "$(tail -n 5 "$work/err")"
+assert_eq "switch after boot: the boot default is what boot made it" "$bootgen" "$(tprofile $P/system)"
+assert_contains "switch after boot: lockout was activated" "$(last 3 | head -n 1)" "lockout switch"
+assert_contains "switch after boot: lockout kept as the boot default" "$(last 2 | head -n 1)" "lockout boot"
+assert_contains "switch after boot: the system that ran before runs again" "$(last)" "$running test"
+assert_eq "switch after boot: /run/current-system is that system again" "$running" \
+	"$(host_exec $T readlink /run/current-system)"
+check "switch after boot: deploy user can log in again" can_login
+host_exec $T umount /usr/local/bin
+host_exec $T rm -rf /run/systemd
+
 done_testing

@@ -114,6 +114,7 @@ let
     case "$action" in
       switch|test)
         ln -sfn "$self" "$logdir/current-system"
+        ln -sfn "$self" /run/current-system
         # What every configuration "declares" (magic rollback tests): the
         # deploy user's key, a healthy state and a health endpoint.
         home=$(getent passwd crdeploy | cut -d: -f6)

@@ -4,8 +4,8 @@
 # so it owns a private mount namespace and UTS namespace (and, for ssh hosts,
 # sits in the network namespace cr-NAME).  It bind-mounts the host's own
 # directories over the real ones (list in DIR/mounts, "SRC DST" per line:
-# /nix, /etc/nix, /etc/hosts, ~/.ssh of root and of the test users), sets the
-# hostname, reports readiness and then sleeps forever.  Every other process of
+# /nix, /etc/nix, /etc/hosts, ~/.ssh of root and of the test users), mounts
+# a /run of its own, sets the hostname, reports readiness and then sleeps forever.  Every other process of
 # the host (nix-daemon, sshd, host_exec commands) joins these namespaces with
 # nsenter -t <our pid>.
 set -euo pipefail
@@ -17,6 +17,12 @@ while read -r src dst; do
 	[ -n "$src" ] || continue
 	mount --bind "$src" "$dst"
 done < "$dir/mounts"
+# A /run of its own, as a machine has: /run/current-system (set by the fake
+# switch-to-configuration) and /run/systemd/system (absent, unless a test
+# makes one) belong to this host, not to the machine running the tests.
+mount -t tmpfs -o mode=0755,size=16m "crrun-$name" /run
+mkdir -p /run/sshd /run/lock /run/user
+chmod 1777 /run/lock
 hostname "$name"
 
 # Sanity: we must not be looking at the real /nix any more.
