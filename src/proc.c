@@ -53,6 +53,7 @@ proc_watch_init(struct proc_watch *w)
 {
     pthread_mutex_init(&w->mu, NULL);
     w->pid = 0;
+    w->killed = 0;
 }
 
 void
@@ -71,6 +72,7 @@ void
 proc_kill_watched(struct proc_watch *w, int sig)
 {
     pthread_mutex_lock(&w->mu);
+    w->killed = sig;
     if (w->pid > 0) {
         kill(w->pid, sig);
     }
@@ -83,6 +85,11 @@ watch_set(pid_t pid)
     if (tl_watch != NULL) {
         pthread_mutex_lock(&tl_watch->mu);
         tl_watch->pid = pid;
+        /* Killed while this child was being started: it gets the signal
+         * too (the caller's own check came before the fork). */
+        if (pid > 0 && tl_watch->killed != 0) {
+            kill(pid, tl_watch->killed);
+        }
         pthread_mutex_unlock(&tl_watch->mu);
     }
 }

@@ -36,10 +36,13 @@ void proc_kill_all(int sig);
 /* The child a thread runs now, for another thread to stop: after
  * proc_watch_thread(w), the calling thread's proc_run children are
  * recorded in w until reaped, and proc_kill_watched(w, sig) signals the
- * one running, if any (never a reaped pid). */
+ * one running, if any (never a reaped pid), and every one started under w
+ * after it (a kill that falls between the thread's last check and its
+ * fork is not lost). */
 struct proc_watch {
     pthread_mutex_t mu;
-    pid_t pid; /* 0: none */
+    pid_t pid;  /* 0: none */
+    int killed; /* the signal proc_kill_watched sent, or 0 */
 };
 void proc_watch_init(struct proc_watch *w);
 void proc_watch_destroy(struct proc_watch *w);

@@ -308,7 +308,6 @@ test_proc_kill_watched(void **state)
 
     (void)state;
     proc_watch_init(&w);
-    proc_kill_watched(&w, SIGKILL); /* nothing running: nothing happens */
     assert_int_equal(pthread_create(&t, NULL, watched_main, &wr), 0);
     for (int i = 0; i < 500 && pid == 0; i++) {
         pthread_mutex_lock(&w.mu);
@@ -328,6 +327,25 @@ test_proc_kill_watched(void **state)
     proc_watch_destroy(&w);
 }
 
+/* A kill that comes before the child is started (between the thread's
+ * last check of its cancel flag and its fork) stops it as it starts. */
+static void
+test_proc_kill_watched_early(void **state)
+{
+    struct proc_watch w;
+    struct watched_run wr = {&w, -1, -1, 0};
+
+    (void)state;
+    proc_watch_init(&w);
+    proc_kill_watched(&w, SIGKILL); /* nothing running yet */
+    watched_main(&wr);
+    assert_int_equal(wr.rc, 0);
+    assert_int_equal(wr.status, 128 + SIGKILL);
+    assert_true(wr.seconds < 10);
+    assert_int_equal(w.pid, 0);
+    proc_watch_destroy(&w);
+}
+
 int
 main(void)
 {
@@ -340,6 +358,7 @@ main(void)
         cmocka_unit_test(test_log_whole_lines),
         cmocka_unit_test(test_log_long_line),
         cmocka_unit_test(test_proc_kill_watched),
+        cmocka_unit_test(test_proc_kill_watched_early),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
