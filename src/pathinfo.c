@@ -249,39 +249,156 @@ json_str(const cJSON *obj, const char *key)
     return cJSON_IsString(it) ? it->valuestring : NULL;
 }
 
-/* A v2+ structured content address {"method": M, "hash": H} in the
- * legacy string form, or NULL if it cannot be rendered. */
-static char *
-render_ca(const cJSON *ca)
+/* The hash algorithms Nix accepts in a content address, with their
+ * digest sizes (libutil/hash.cc); blake3 needs Nix's experimental
+ * blake-hashing feature, but renders the same way. */
+static const struct {
+    const char *name;
+    size_t len;
+} ca_algos[] = {
+    {"md5", 16},
+    {"sha1", 20},
+    {"sha256", 32},
+    {"sha512", 64},
+    {"blake3", 32},
+};
+
+#define CA_HASH_MAX 64
+
+/* The algorithm named by s[0..n), or -1. */
+static int
+ca_algo(const char *s, size_t n)
 {
-    unsigned char h[HASH_SHA256_LEN];
-    char n32[HASH_SHA256_NIX32_LEN + 1];
+    for (size_t i = 0; i < ARRAY_SIZE(ca_algos); i++) {
+        if (strlen(ca_algos[i].name) == n &&
+            memcmp(ca_algos[i].name, s, n) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* Decode the len-byte digest s in whichever encoding its length says
+ * (base16, nix32 or base64, as Nix's Hash parser tells them apart). */
+static int
+ca_digest(const char *s, size_t len, unsigned char *out)
+{
+    size_t n = strlen(s);
+
+    if (n == 2 * len) {
+        return hash_from_hex(s, n, out, len);
+    }
+    if (n == hash_nix32_len(len)) {
+        return hash_from_nix32(s, n, out, len);
+    }
+    if (n == 4 * ((len + 2) / 3)) {
+        return hash_from_base64(s, n, out, len);
+    }
+    return CR_EUSAGE;
+}
+
+/* The legacy prefix of a structured content-address method, as Nix's
+ * ContentAddress::render writes it ("fixed:" for the file ingestion
+ * methods, then "r:" for a NAR, "git:" for git), or NULL. */
+static const char *
+ca_prefix(const char *method)
+{
+    static const char *const m[][2] = {
+        {"text", "text:"},
+        {"flat", "fixed:"},
+        {"nar", "fixed:r:"},
+        {"git", "fixed:git:"},
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(m); i++) {
+        if (strcmp(method, m[i][0]) == 0) {
+            return m[i][1];
+        }
+    }
+    return NULL;
+}
+
+/* A v2+ structured content address {"method": M, "hash": H} in the
+ * legacy string form "<prefix><algo>:<nix32>".  H is an SRI string
+ * "<algo>-<base64>" (what Nix 2.33+ prints; "<algo>:<digest>" is taken
+ * too) or, from development versions, an object {"algorithm": A,
+ * "hash": digest}.  NULL when it cannot be rendered, with the reason in
+ * *why. */
+static char *
+render_ca(const cJSON *ca, struct strbuf *why)
+{
+    unsigned char h[CA_HASH_MAX];
+    char n32[CA_HASH_MAX * 8 / 5 + 2];
     const char *method = json_str(ca, "method");
     const cJSON *hash = cJSON_GetObjectItemCaseSensitive(ca, "hash");
-    const char *hs = cJSON_IsString(hash) ? hash->valuestring : NULL;
-    const char *prefix;
+    const char *prefix = method != NULL ? ca_prefix(method) : NULL;
+    const char *alg = NULL;
+    const char *hs = NULL;
+    const char *digest = NULL;
+    size_t n = 0;
+    int algo;
 
-    if (hs == NULL && cJSON_IsObject(hash)) {
-        const char *alg = json_str(hash, "algorithm");
-        if (alg == NULL || strcmp(alg, "sha256") != 0) {
-            return NULL;
-        }
+    if (method == NULL) {
+        strbuf_addstr(why, "no method");
+        return NULL;
+    }
+    if (prefix == NULL) {
+        strbuf_addf(why, "unknown method '%.40s'", method);
+        return NULL;
+    }
+    if (cJSON_IsString(hash)) {
+        /* "<algo>-<base64>" or "<algo>:<digest>" */
+        hs = hash->valuestring;
+        alg = hs;
+        n = strcspn(hs, "-:");
+        digest = hs[n] != '\0' ? hs + n + 1 : NULL;
+    } else if (cJSON_IsObject(hash)) {
         hs = json_str(hash, "hash");
+        alg = json_str(hash, "algorithm");
+        n = alg != NULL ? strlen(alg) : 0;
+        digest = hs;
+        /* (an SRI or prefixed digest names its algorithm again) */
+        if (hs != NULL && alg != NULL && strncmp(hs, alg, n) == 0 &&
+            (hs[n] == '-' || hs[n] == ':')) {
+            digest = hs + n + 1;
+        }
     }
-    if (method == NULL || hs == NULL || hash_parse_sha256(hs, h) != 0) {
+    if (hs == NULL || alg == NULL) {
+        strbuf_addstr(why, hs == NULL ? "no hash" : "no hash algorithm");
         return NULL;
     }
-    if (strcmp(method, "text") == 0) {
-        prefix = "text:";
-    } else if (strcmp(method, "flat") == 0) {
-        prefix = "fixed:";
-    } else if (strcmp(method, "nar") == 0) {
-        prefix = "fixed:r:";
+    algo = ca_algo(alg, n);
+    if (algo < 0 && digest != NULL) {
+        strbuf_addf(
+            why, "unknown hash algorithm '%.*s'", (int)(n < 40 ? n : 40), alg);
+        return NULL;
+    }
+    if (algo < 0 || digest == NULL ||
+        ca_digest(digest, ca_algos[algo].len, h) != 0) {
+        strbuf_addf(why, "malformed hash '%.120s'", hs);
+        return NULL;
+    }
+    hash_to_nix32(h, ca_algos[algo].len, n32);
+    return xasprintf("%s%s:%s", prefix, ca_algos[algo].name, n32);
+}
+
+/* A structured content address that cannot be rendered would be lost,
+ * and the path registered as input-addressed on the destination: say so
+ * (a warning once per run, the others at debug level). */
+static void
+ca_unusable(const char *path, const char *why)
+{
+    static atomic_int warned;
+
+    if (atomic_exchange(&warned, 1) == 0) {
+        log_warn("cannot read the content address of '%s' in the output of "
+                 "nix path-info (%s): copying it without one (further such "
+                 "paths are logged at debug level)",
+                 path,
+                 why);
     } else {
-        return NULL;
+        log_debug("cannot read the content address of '%s' (%s)", path, why);
     }
-    hash_to_nix32(h, HASH_SHA256_LEN, n32);
-    return xasprintf("%ssha256:%s", prefix, n32);
 }
 
 /* A store path from JSON: full, or a base name in path's store. */
@@ -405,7 +522,12 @@ json_entry(struct pathinfo_list *l, const char *path, const cJSON *e)
     if (cJSON_IsString(it) && it->valuestring[0] != '\0') {
         p->ca = xstrdup(it->valuestring);
     } else if (cJSON_IsObject(it)) {
-        p->ca = render_ca(it);
+        struct strbuf why = STRBUF_INIT;
+        p->ca = render_ca(it, &why);
+        if (p->ca == NULL) {
+            ca_unusable(p->path, why.buf);
+        }
+        strbuf_release(&why);
     }
     it = cJSON_GetObjectItemCaseSensitive(e, "registrationTime");
     /* (below 2^64: converting a larger double is undefined) */

@@ -62,8 +62,12 @@ pathinfo_parse_dump_db(struct pathinfo_list *l, const char *text, size_t len);
  * `nix path-info --json` output into the entries of l; paths not in l are
  * ignored.  Understands the array shape (Nix <= 2.18, Lix), the object
  * keyed by path (2.19+, nulls allowed, 2.33's v1 with version/storeDir
- * fields) and the 2.33+ v2/v3 envelope keyed by base name.  0 or
- * CR_ENIX (logged). */
+ * fields) and the 2.33+ v2/v3 envelope keyed by base name.  A 2.33+
+ * structured content address (method text, flat, nar or git; hash md5,
+ * sha1, sha256, sha512 or blake3) is kept in the legacy string form Nix's
+ * ContentAddress::render writes ("fixed:r:sha256:<nix32>"); one that
+ * cannot be read leaves the entry without one, with a warning (the first
+ * in the run; the others at debug level).  0 or CR_ENIX (logged). */
 int pathinfo_parse_json(struct pathinfo_list *l, const char *text, size_t len);
 
 /* Reorder l so every path comes after its references (self references
