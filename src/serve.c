@@ -390,20 +390,25 @@ rd_pad(struct serve_conn *c, uint64_t len)
     return rc;
 }
 
+/* The length of a string (at most max), before its bytes. */
 static int
-rd_str(struct serve_conn *c, struct strbuf *sb, size_t max)
+rd_len(struct serve_conn *c, uint64_t *len, size_t max)
 {
-    uint64_t len;
+    int rc = rd_u64(c, len);
+
+    if (rc == 0 && *len > max) {
+        return fail_proto(c, "over-long string in reply");
+    }
+    return rc;
+}
+
+/* The len bytes of a string, and its padding. */
+static int
+rd_body(struct serve_conn *c, struct strbuf *sb, uint64_t len)
+{
     int rc;
 
     strbuf_reset(sb);
-    rc = rd_u64(c, &len);
-    if (rc != 0) {
-        return rc;
-    }
-    if (len > max) {
-        return fail_proto(c, "over-long string in reply");
-    }
     while (sb->len < len) {
         size_t k = c->rlen - c->rpos;
         if (k == 0) {
@@ -426,22 +431,133 @@ rd_str(struct serve_conn *c, struct strbuf *sb, size_t max)
 }
 
 static int
+rd_str(struct serve_conn *c, struct strbuf *sb, size_t max)
+{
+    uint64_t len;
+    int rc;
+
+    strbuf_reset(sb);
+    rc = rd_len(c, &len, max);
+    return rc != 0 ? rc : rd_body(c, sb, len);
+}
+
+/* What a reply (or one record of it) may still bring, in strings and in
+ * bytes of them: going over is a protocol error, before the strings are
+ * read.  The message reads "<what>[ of '<of>'] too big: more than
+ * <max_count> <unit>" or "... <max_bytes> bytes of <unit>". */
+struct budget {
+    const char *what;
+    const char *of; /* NULL, or the path a record is about */
+    const char *unit;
+    uint64_t max_count;
+    uint64_t max_bytes;
+    uint64_t count; /* used so far */
+    uint64_t bytes;
+};
+
+static void
+budget_init(struct budget *b,
+            const char *what,
+            const char *unit,
+            uint64_t max_count,
+            uint64_t max_bytes)
+{
+    memset(b, 0, sizeof(*b));
+    b->what = what;
+    b->unit = unit;
+    b->max_count = max_count;
+    b->max_bytes = max_bytes;
+}
+
+/* base + per * n, saturating. */
+static uint64_t
+allowance(uint64_t base, uint64_t per, size_t n)
+{
+    if (n != 0 && per > (UINT64_MAX - base) / n) {
+        return UINT64_MAX;
+    }
+    return base + per * n;
+}
+
+/* Take count strings and bytes bytes from b (NULL: unbounded). */
+static int
+charge(struct serve_conn *c, struct budget *b, uint64_t count, uint64_t bytes)
+{
+    struct strbuf msg = STRBUF_INIT;
+    int by_bytes;
+    int rc;
+
+    if (b == NULL) {
+        return 0;
+    }
+    by_bytes = bytes > b->max_bytes - b->bytes;
+    if (!by_bytes && count <= b->max_count - b->count) {
+        b->count += count;
+        b->bytes += bytes;
+        return 0;
+    }
+    strbuf_addstr(&msg, b->what);
+    if (b->of != NULL) {
+        strbuf_addf(&msg, " of '%s'", b->of);
+    }
+    strbuf_addf(&msg,
+                " too big: more than %llu %s%s",
+                (unsigned long long)(by_bytes ? b->max_bytes : b->max_count),
+                by_bytes ? "bytes of " : "",
+                b->unit);
+    rc = fail_proto(c, msg.buf);
+    strbuf_release(&msg);
+    return rc;
+}
+
+/* A string of at most max bytes, charged to b. */
+static int
+rd_str_in(struct serve_conn *c, struct strbuf *sb, size_t max, struct budget *b)
+{
+    uint64_t len;
+    int rc;
+
+    strbuf_reset(sb);
+    rc = rd_len(c, &len, max);
+    if (rc == 0) {
+        rc = charge(c, b, 0, len);
+    }
+    return rc != 0 ? rc : rd_body(c, sb, len);
+}
+
+/* A list of strings of at most max_len bytes each, appended to out and
+ * charged to b and (if not NULL) to the reply's budget all. */
+static int
 rd_strs(struct serve_conn *c,
         struct strvec *out,
-        size_t max_count,
-        size_t max_len)
+        size_t max_len,
+        struct budget *b,
+        struct budget *all)
 {
     struct strbuf sb = STRBUF_INIT;
     uint64_t n;
+    uint64_t len;
     uint64_t i;
     int rc;
 
     rc = rd_u64(c, &n);
-    if (rc == 0 && n > max_count) {
-        rc = fail_proto(c, "over-long list in reply");
+    if (rc == 0) {
+        rc = charge(c, b, n, 0);
+    }
+    if (rc == 0) {
+        rc = charge(c, all, n, 0);
     }
     for (i = 0; rc == 0 && i < n; i++) {
-        rc = rd_str(c, &sb, max_len);
+        rc = rd_len(c, &len, max_len);
+        if (rc == 0) {
+            rc = charge(c, b, 0, len);
+        }
+        if (rc == 0) {
+            rc = charge(c, all, 0, len);
+        }
+        if (rc == 0) {
+            rc = rd_body(c, &sb, len);
+        }
         if (rc == 0) {
             strvec_push(out, sb.buf);
         }
@@ -635,6 +751,9 @@ serve_query_valid_paths(struct serve_conn *c,
                         int substitute,
                         struct strvec *valid)
 {
+    struct budget b;
+    uint64_t bytes = 0;
+
     serve_write_u64(c, SERVE_CMD_QUERY_VALID_PATHS);
     serve_write_u64(c, lock ? 1 : 0);
     serve_write_u64(c, substitute ? 1 : 0);
@@ -642,8 +761,13 @@ serve_query_valid_paths(struct serve_conn *c,
     if (c->rc != 0) {
         return c->rc;
     }
-    /* The answer is a subset of the question. */
-    return rd_strs(c, valid, paths->n, SERVE_MAX_PATH);
+    /* The answer is a subset of the question: no more paths, nor bytes
+     * of them, than asked. */
+    for (size_t i = 0; i < paths->n; i++) {
+        bytes += strlen(paths->v[i]);
+    }
+    budget_init(&b, "QueryValidPaths reply", "paths", paths->n, bytes);
+    return rd_strs(c, valid, SERVE_MAX_PATH, &b, NULL);
 }
 
 int
@@ -652,13 +776,20 @@ serve_query_closure(struct serve_conn *c,
                     int include_outputs,
                     struct strvec *out)
 {
+    struct budget b;
+
     serve_write_u64(c, SERVE_CMD_QUERY_CLOSURE);
     serve_write_u64(c, include_outputs ? 1 : 0);
     write_strvec(c, paths);
     if (c->rc != 0) {
         return c->rc;
     }
-    return rd_strs(c, out, SERVE_MAX_LIST, SERVE_MAX_PATH);
+    budget_init(&b,
+                "QueryClosure reply",
+                "paths",
+                SERVE_MAX_PATHS,
+                SERVE_MAX_PATHS_BYTES);
+    return rd_strs(c, out, SERVE_MAX_PATH, &b, NULL);
 }
 
 static void
@@ -675,13 +806,34 @@ info_reset(struct serve_info *in)
     strvec_clear(&in->sigs);
 }
 
-static int
-read_info_rest(struct serve_conn *c, struct serve_info *in, struct strbuf *tmp)
-{
-    int rc = rd_str(c, &in->deriver, SERVE_MAX_PATH);
+/* The budgets of a QueryPathInfos reply as a whole. */
+struct info_budgets {
+    struct budget refs; /* references, over all records */
+    struct budget kept; /* bytes of derivers, CAs and signatures */
+};
 
+static int
+read_info_rest(struct serve_conn *c,
+               struct serve_info *in,
+               struct strbuf *tmp,
+               struct info_budgets *all)
+{
+    struct budget refs;
+    struct budget sigs;
+    int rc;
+
+    budget_init(&refs,
+                "path info",
+                "references",
+                SERVE_MAX_PATHS,
+                SERVE_MAX_PATHS_BYTES);
+    refs.of = in->path.buf;
+    budget_init(
+        &sigs, "path info", "signatures", SERVE_MAX_SIGS, SERVE_MAX_SIGS_BYTES);
+    sigs.of = in->path.buf;
+    rc = rd_str_in(c, &in->deriver, SERVE_MAX_PATH, &all->kept);
     if (rc == 0) {
-        rc = rd_strs(c, &in->refs, SERVE_MAX_LIST, SERVE_MAX_PATH);
+        rc = rd_strs(c, &in->refs, SERVE_MAX_PATH, &refs, &all->refs);
     }
     if (rc == 0) {
         rc = rd_u64(c, &in->download_size);
@@ -698,10 +850,10 @@ read_info_rest(struct serve_conn *c, struct serve_info *in, struct strbuf *tmp)
             return fail_proto(c, "bad narHash in reply");
         }
         in->has_hash = 1;
-        rc = rd_str(c, &in->ca, SERVE_MAX_STR);
+        rc = rd_str_in(c, &in->ca, SERVE_MAX_STR, &all->kept);
     }
     if (rc == 0) {
-        rc = rd_strs(c, &in->sigs, SERVE_MAX_LIST, SERVE_MAX_STR);
+        rc = rd_strs(c, &in->sigs, SERVE_MAX_STR, &sigs, &all->kept);
     }
     return rc;
 }
@@ -714,9 +866,21 @@ serve_query_path_infos(struct serve_conn *c,
 {
     struct serve_info in;
     struct strbuf tmp = STRBUF_INIT;
+    struct info_budgets all;
     size_t count = 0;
     int rc;
 
+    budget_init(&all.refs,
+                "QueryPathInfos reply",
+                "references",
+                allowance(SERVE_MAX_PATHS, SERVE_INFO_REFS_PER_PATH, paths->n),
+                UINT64_MAX);
+    budget_init(
+        &all.kept,
+        "QueryPathInfos reply",
+        "derivers, content addresses and signatures",
+        UINT64_MAX,
+        allowance(SERVE_MAX_SIGS_BYTES, SERVE_INFO_BYTES_PER_PATH, paths->n));
     memset(&in, 0, sizeof(in));
     strbuf_init(&in.path, 0);
     strbuf_init(&in.deriver, 0);
@@ -736,7 +900,7 @@ serve_query_path_infos(struct serve_conn *c,
             rc = fail_proto(c, "more path infos than asked for");
             break;
         }
-        rc = read_info_rest(c, &in, &tmp);
+        rc = read_info_rest(c, &in, &tmp, &all);
         if (rc == 0) {
             rc = fn(ctx, &in);
             if (rc != 0 && c->rc == 0) {

@@ -21,10 +21,32 @@
 #define SERVE_VERSION      0x207 /* what Nix 2.4-2.34 and Lix announce */
 #define SERVE_EXPORT_MAGIC 0x4558494eULL
 
-/* Reply bounds: longer strings or lists are a protocol error. */
+/* Reply bounds: longer strings are a protocol error. */
 #define SERVE_MAX_PATH 4096       /* a store path */
 #define SERVE_MAX_STR  (64 << 10) /* other strings (ca, signatures) */
-#define SERVE_MAX_LIST (1 << 22)  /* list lengths */
+
+/* What a reply may hold in all, so that a broken or hostile remote cannot
+ * make us keep gigabytes of it: going over is a protocol error ("<reply>
+ * too big: more than N <things>"), found before the excess is read.
+ * - QueryValidPaths: a subset of the question, so no more paths, nor
+ *   bytes of them, than were asked.
+ * - QueryClosure, and the references of one path in QueryPathInfos:
+ *   SERVE_MAX_PATHS paths of SERVE_MAX_PATHS_BYTES in all.  Real store
+ *   paths are 50 to 100 bytes, system closures a few thousand paths;
+ *   this allows a million of 128 bytes on average (about 150 MiB kept).
+ * - The signatures of one path: SERVE_MAX_SIGS of SERVE_MAX_SIGS_BYTES in
+ *   all (a real path has one to three, of about 100 bytes each).
+ * - A QueryPathInfos reply for N paths, over all its records (which a
+ *   caller keeps): SERVE_MAX_PATHS + SERVE_INFO_REFS_PER_PATH * N
+ *   references, and SERVE_MAX_SIGS_BYTES + SERVE_INFO_BYTES_PER_PATH * N
+ *   bytes of derivers, content addresses and signatures (really some 10
+ *   to 30 references and 300 to 600 such bytes per path). */
+#define SERVE_MAX_PATHS           (1 << 20)
+#define SERVE_MAX_PATHS_BYTES     (128 << 20)
+#define SERVE_MAX_SIGS            256
+#define SERVE_MAX_SIGS_BYTES      (2 << 20)
+#define SERVE_INFO_REFS_PER_PATH  64
+#define SERVE_INFO_BYTES_PER_PATH 2048
 
 enum serve_cmd {
     SERVE_CMD_QUERY_VALID_PATHS = 1,

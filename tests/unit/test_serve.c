@@ -293,8 +293,11 @@ static const struct bad_reply bad_replies[] = {
      CR_EPROTO,
      "connection closed unexpectedly"},
     {"huge string", r_huge_string, CR_EPROTO, "over-long string"},
-    {"huge count", r_huge_count, CR_EPROTO, "over-long list"},
-    {"more than asked", r_more_than_asked, CR_EPROTO, "over-long list"},
+    {"huge count", r_huge_count, CR_EPROTO, "too big: more than 2 paths"},
+    {"more than asked",
+     r_more_than_asked,
+     CR_EPROTO,
+     "too big: more than 2 paths"},
     {"bad padding", r_bad_padding, CR_EPROTO, "non-zero padding"},
     {"nul", r_nul_in_string, CR_EPROTO, "NUL byte"},
 };
@@ -515,6 +518,287 @@ test_query_path_infos_bad_hash(void **state)
     strvec_clear(&paths);
     strbuf_release(&got.text);
     fake_release(&f);
+}
+
+/* ---- reply size limits ---- */
+
+/* A list on the wire: count (0: n + n2), then n strings of len bytes and
+ * n2 of len2. */
+struct wire_list {
+    uint64_t count;
+    size_t n, len;
+    size_t n2, len2;
+};
+
+static void
+put_strs(struct strbuf *in, size_t n, size_t len)
+{
+    char *s = xmalloc(len + 1);
+
+    memset(s, 'p', len);
+    s[len] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        put_str(in, s);
+    }
+    free(s);
+}
+
+static void
+put_list(struct strbuf *in, const struct wire_list *l)
+{
+    put_u64(in, l->count ? l->count : l->n + l->n2);
+    put_strs(in, l->n, l->len);
+    put_strs(in, l->n2, l->len2);
+}
+
+/* After a reply over a limit: the error, and the connection given up. */
+static void
+expect_too_big(struct serve_conn *c,
+               struct fake *f,
+               int rc,
+               const char *name,
+               const char *err)
+{
+    if (rc != CR_EPROTO || strcmp(serve_error(c), err) != 0) {
+        fail_msg(
+            "%s: rc %d, error '%s', want '%s'", name, rc, serve_error(c), err);
+    }
+    assert_true(f->closed);
+}
+
+static void
+test_valid_paths_limits(void **state)
+{
+    /* Asked: two paths of 17 bytes. */
+    static const struct {
+        const char *name;
+        struct wire_list reply;
+        const char *err;
+    } v[] = {
+        {"as many", {0, 2, 17, 0, 0}, NULL},
+        {"as many bytes", {0, 1, 34, 0, 0}, NULL},
+        {"one path more",
+         {3, 0, 0, 0, 0},
+         "QueryValidPaths reply too big: more than 2 paths"},
+        {"one byte more",
+         {0, 1, 17, 1, 18},
+         "QueryValidPaths reply too big: more than 34 bytes of paths"},
+    };
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+        struct fake f;
+        struct serve_conn *c;
+        struct strvec paths = STRVEC_INIT;
+        struct strvec valid = STRVEC_INIT;
+        int rc;
+
+        fake_init(&f);
+        put_hello(&f.in, 0x207);
+        put_list(&f.in, &v[i].reply);
+        strvec_pushl(&paths,
+                     "/nix/store/aaaa-a",
+                     "/nix/store/bbbb-b",
+                     (const char *)NULL);
+        c = open_ok(&f);
+        rc = serve_query_valid_paths(c, &paths, 1, 0, &valid);
+        if (v[i].err == NULL) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(valid.n, v[i].reply.n + v[i].reply.n2);
+            assert_int_equal(serve_finish(c), 0);
+        } else {
+            expect_too_big(c, &f, rc, v[i].name, v[i].err);
+        }
+        serve_free(c);
+        strvec_clear(&paths);
+        strvec_clear(&valid);
+        fake_release(&f);
+    }
+}
+
+/* SERVE_MAX_PATHS paths, or SERVE_MAX_PATHS_BYTES bytes of them (in
+ * strings of SERVE_MAX_PATH), and one more. */
+#define MANY_PATHS ((size_t)SERVE_MAX_PATHS)
+#define LONG_PATHS ((size_t)SERVE_MAX_PATHS_BYTES / SERVE_MAX_PATH)
+#define MANY_SIGS  ((size_t)SERVE_MAX_SIGS)
+#define LONG_SIGS  ((size_t)SERVE_MAX_SIGS_BYTES / SERVE_MAX_STR)
+
+static void
+test_closure_limits(void **state)
+{
+    static const struct {
+        const char *name;
+        struct wire_list reply;
+        const char *err;
+    } v[] = {
+        {"most paths", {0, MANY_PATHS, 1, 0, 0}, NULL},
+        {"a path more",
+         {MANY_PATHS + 1, 0, 0, 0, 0},
+         "QueryClosure reply too big: more than 1048576 paths"},
+        {"most bytes", {0, LONG_PATHS, SERVE_MAX_PATH, 0, 0}, NULL},
+        {"a byte more",
+         {0, LONG_PATHS, SERVE_MAX_PATH, 1, 1},
+         "QueryClosure reply too big: more than 134217728 bytes of paths"},
+    };
+    (void)state;
+    assert_int_equal(LONG_PATHS * SERVE_MAX_PATH, SERVE_MAX_PATHS_BYTES);
+    for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+        struct fake f;
+        struct serve_conn *c;
+        struct strvec paths = STRVEC_INIT;
+        struct strvec out = STRVEC_INIT;
+        int rc;
+
+        fake_init(&f);
+        put_hello(&f.in, 0x207);
+        put_list(&f.in, &v[i].reply);
+        strvec_push(&paths, "/nix/store/bbbb-b");
+        c = open_ok(&f);
+        rc = serve_query_closure(c, &paths, 0, &out);
+        if (v[i].err == NULL) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(out.n, v[i].reply.n);
+            assert_int_equal(serve_finish(c), 0);
+        } else {
+            expect_too_big(c, &f, rc, v[i].name, v[i].err);
+            /* Sticky, as every protocol error. */
+            assert_int_equal(serve_query_closure(c, &paths, 0, &out), rc);
+        }
+        serve_free(c);
+        strvec_clear(&paths);
+        strvec_clear(&out);
+        fake_release(&f);
+    }
+}
+
+struct info_rec {
+    struct wire_list refs;
+    size_t ca_len;
+    struct wire_list sigs;
+};
+
+struct info_case {
+    const char *name;
+    size_t nrec; /* records, and paths asked */
+    struct info_rec rec[2];
+    const char *err;
+};
+
+static const char *const info_paths[] = {"/nix/store/bbbb-b",
+                                         "/nix/store/cccc-c"};
+
+static const struct info_case info_cases[] = {
+    /* one path: its references and signatures */
+    {"most references", 1, {{{0, MANY_PATHS, 1, 0, 0}, 0, {0}}}, NULL},
+    {"a reference more",
+     1,
+     {{{MANY_PATHS + 1, 0, 0, 0, 0}, 0, {0}}},
+     "path info of '/nix/store/bbbb-b' too big: more than 1048576 "
+     "references"},
+    {"most reference bytes",
+     1,
+     {{{0, LONG_PATHS, SERVE_MAX_PATH, 0, 0}, 0, {0}}},
+     NULL},
+    {"a reference byte more",
+     1,
+     {{{0, LONG_PATHS, SERVE_MAX_PATH, 1, 1}, 0, {0}}},
+     "path info of '/nix/store/bbbb-b' too big: more than 134217728 bytes "
+     "of references"},
+    {"most signatures", 1, {{{0}, 0, {0, MANY_SIGS, 3, 0, 0}}}, NULL},
+    {"a signature more",
+     1,
+     {{{0}, 0, {MANY_SIGS + 1, 0, 0, 0, 0}}},
+     "path info of '/nix/store/bbbb-b' too big: more than 256 signatures"},
+    {"most signature bytes",
+     1,
+     {{{0}, 0, {0, LONG_SIGS, SERVE_MAX_STR, 0, 0}}},
+     NULL},
+    {"a signature byte more",
+     1,
+     {{{0}, 0, {0, LONG_SIGS, SERVE_MAX_STR, 1, 1}}},
+     "path info of '/nix/store/bbbb-b' too big: more than 2097152 bytes of "
+     "signatures"},
+    /* two paths: the reply as a whole */
+    {"most references in all",
+     2,
+     {{{0, MANY_PATHS, 1, 0, 0}, 0, {0}},
+      {{0, 2 * SERVE_INFO_REFS_PER_PATH, 1, 0, 0}, 0, {0}}},
+     NULL},
+    {"a reference more in all",
+     2,
+     {{{0, MANY_PATHS, 1, 0, 0}, 0, {0}},
+      {{0, 2 * SERVE_INFO_REFS_PER_PATH + 1, 1, 0, 0}, 0, {0}}},
+     "QueryPathInfos reply too big: more than 1048704 references"},
+    {"most bytes kept in all",
+     2,
+     {{{0}, 0, {0, LONG_SIGS, SERVE_MAX_STR, 0, 0}},
+      {{0}, 96, {0, 1, 2 * SERVE_INFO_BYTES_PER_PATH - 96, 0, 0}}},
+     NULL},
+    {"a byte more kept in all",
+     2,
+     {{{0}, 0, {0, LONG_SIGS, SERVE_MAX_STR, 0, 0}},
+      {{0}, 96, {0, 1, 2 * SERVE_INFO_BYTES_PER_PATH - 95, 0, 0}}},
+     "QueryPathInfos reply too big: more than 2101248 bytes of derivers, "
+     "content addresses and signatures"},
+};
+
+static int
+count_info(void *ctx, const struct serve_info *in)
+{
+    (void)in;
+    ++*(size_t *)ctx;
+    return 0;
+}
+
+static void
+test_path_infos_limits(void **state)
+{
+    (void)state;
+    assert_int_equal(LONG_SIGS * SERVE_MAX_STR, SERVE_MAX_SIGS_BYTES);
+    for (size_t i = 0; i < ARRAY_SIZE(info_cases); i++) {
+        const struct info_case *ic = &info_cases[i];
+        struct fake f;
+        struct serve_conn *c;
+        struct strvec paths = STRVEC_INIT;
+        size_t got = 0;
+        int rc;
+
+        fake_init(&f);
+        put_hello(&f.in, 0x207);
+        for (size_t k = 0; k < ic->nrec; k++) {
+            const struct info_rec *r = &ic->rec[k];
+            char *ca = xmalloc(r->ca_len + 1);
+
+            memset(ca, 'c', r->ca_len);
+            ca[r->ca_len] = '\0';
+            strvec_push(&paths, info_paths[k]);
+            put_str(&f.in, info_paths[k]);
+            put_str(&f.in, ""); /* deriver */
+            put_list(&f.in, &r->refs);
+            put_u64(&f.in, 3376);
+            put_u64(&f.in, 3376);
+            put_str(&f.in,
+                    "sha256:13ik19hk4rw5hlizcd6ba9mcs090a6sgzyd8180k5plm9n7"
+                    "3cwi9");
+            put_str(&f.in, ca);
+            put_list(&f.in, &r->sigs);
+            free(ca);
+        }
+        put_str(&f.in, "");
+        c = open_ok(&f);
+        rc = serve_query_path_infos(c, &paths, count_info, &got);
+        if (ic->err == NULL) {
+            if (rc != 0) {
+                fail_msg("%s: rc %d, error '%s'", ic->name, rc, serve_error(c));
+            }
+            assert_int_equal(got, ic->nrec);
+            assert_int_equal(serve_finish(c), 0);
+        } else {
+            expect_too_big(c, &f, rc, ic->name, ic->err);
+        }
+        serve_free(c);
+        strvec_clear(&paths);
+        fake_release(&f);
+    }
 }
 
 /* ---- uploads ---- */
@@ -1034,6 +1318,11 @@ main(void)
             test_eof_with_remote_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_closure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_path_infos, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_valid_paths_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_closure_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_path_infos_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_query_path_infos_bad_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(
