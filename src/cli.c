@@ -1062,6 +1062,21 @@ resolve(struct parser *p)
                      cli_action_name(o->action));
         o->diff = 0;
     }
+    /* What is built there is not a system to compare with the running
+     * one (ng runs diff-closures on it all the same). */
+    if (o->diff && (o->rollback || o->action == CR_ACT_BUILD_VM ||
+                    o->action == CR_ACT_BUILD_VM_WITH_BOOTLOADER ||
+                    o->action == CR_ACT_BUILD_IMAGE)) {
+        strvec_pushf(p->warnings,
+                     "'--diff' has no effect with '%s'",
+                     o->rollback ? "--rollback" : cli_action_name(o->action));
+        o->diff = 0;
+    }
+    if (o->rollback && o->build_host != NULL) {
+        /* Nothing is built (ng does not log in there either). */
+        strvec_push(p->warnings, "'--build-host' is ignored with '--rollback'");
+        set_str(&o->build_host, NULL);
+    }
     if (o->store_path != NULL && o->build_host != NULL) {
         strvec_push(p->warnings,
                     "'--build-host' is ignored with '--store-path'");

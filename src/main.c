@@ -90,6 +90,82 @@ auto_flake(void)
     return xstrdup(dirname(buf));
 }
 
+/* A local flake reference ("", ".", "../x", "/abs", "path:./x") made
+ * absolute, symlinks resolved, for builtins.getFlake (repl); anything
+ * else, or a path that does not exist, as given. */
+static char *
+resolve_flake(const char *ref)
+{
+    const char *path = ref;
+    const char *scheme = "";
+    char buf[PATH_MAX];
+
+    if (strncmp(ref, "path:", 5) == 0) {
+        path = ref + 5;
+        scheme = "path:";
+    } else if (strchr(ref, ':') != NULL) {
+        return xstrdup(ref);
+    }
+    if (realpath(*path != '\0' ? path : ".", buf) == NULL) {
+        return xstrdup(ref);
+    }
+    return xasprintf("%s%s", scheme, buf);
+}
+
+/* The file classic `edit` opens, found as nixos-rebuild does:
+ * $NIXOS_CONFIG, else <nixos-config> on the search path (with the
+ * command line's -I), else /etc/nixos; a directory means its default.nix.
+ * NULL (logged, as ng says it) when that file does not exist. */
+static char *
+nixos_config_file(const struct cr_opts *o)
+{
+    const char *env = getenv("NIXOS_CONFIG");
+    struct stat st;
+    char *path = NULL;
+
+    if (env != NULL && *env != '\0') {
+        path = xstrdup(env);
+    } else {
+        struct strvec argv = STRVEC_INIT;
+        struct strbuf out = STRBUF_INIT;
+        struct proc_spec spec = {0};
+        int status = -1;
+
+        strvec_pushl(&argv,
+                     "nix-instantiate",
+                     "--find-file",
+                     "nixos-config",
+                     (const char *)NULL);
+        strvec_pusharr(&argv, &o->common_build);
+        spec.argv = &argv;
+        spec.out = &out;
+        spec.err_fd = -1;
+        if (proc_run(&spec, &status) == 0 && status == 0) {
+            strbuf_rtrim(&out);
+            if (out.len > 0 && strchr(out.buf, '\n') == NULL) {
+                path = xstrdup(out.buf);
+            }
+        }
+        strvec_clear(&argv);
+        strbuf_release(&out);
+        if (path == NULL) {
+            path = xstrdup("/etc/nixos");
+        }
+    }
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        char *f = xasprintf("%s/default.nix", path);
+
+        free(path);
+        path = f;
+    }
+    if (access(path, F_OK) != 0) {
+        log_error("cannot find NixOS config file '%s'", path);
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
 /* Root's channels that --upgrade / --upgrade-all update. */
 static void
 channels(const struct cr_opts *o, struct strvec *out)
@@ -294,6 +370,7 @@ run(struct cr_opts *o)
     struct exec_ctx x;
     struct strvec chans = STRVEC_INIT, prefix = STRVEC_INIT;
     char *flake_dir = NULL, *hostname = NULL, *err = NULL, *password = NULL;
+    char *nixos_config = NULL;
     int ret = 1, planned = 0;
 
     memset(&facts, 0, sizeof(facts));
@@ -328,8 +405,17 @@ run(struct cr_opts *o)
     facts.skip_version_check =
         getenv("NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_MY_"
                "SYSTEM") != NULL;
+    facts.resolve_flake = resolve_flake;
     facts.editor = getenv("EDITOR") ? getenv("EDITOR") : "nano";
-    facts.nixos_config = getenv("NIXOS_CONFIG");
+    if (o->action == CR_ACT_EDIT &&
+        !(o->flake_mode == CR_FLAKE_ON ||
+          (o->flake_mode == CR_FLAKE_AUTO && flake_dir != NULL))) {
+        nixos_config = nixos_config_file(o);
+        if (nixos_config == NULL) {
+            goto out;
+        }
+        facts.nixos_config = nixos_config;
+    }
     if (o->action == CR_ACT_REPL && o->flake_mode == CR_FLAKE_OFF) {
         facts.repl_positional = nix_older_than(2, 9);
     }
@@ -458,6 +544,7 @@ out:
     strvec_clear(&chans);
     strvec_clear(&prefix);
     free(flake_dir);
+    free(nixos_config);
     free(hostname);
     free(err);
     return ret;

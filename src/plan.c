@@ -6,6 +6,7 @@
 #include "crebuild/plan.h"
 #include "crebuild/flakeref.h"
 #include "crebuild/shquote.h"
+#include "crebuild/strbuf.h"
 #include "crebuild/util.h"
 
 #include <stdlib.h>
@@ -475,6 +476,25 @@ plan_edit(struct ctx *c)
     }
 }
 
+/* s (taken) as a Nix string literal: quoted, with '"', '\\' and "${"
+ * escaped, so that nothing in it is evaluated. */
+static char *
+nix_string(char *s)
+{
+    struct strbuf sb = STRBUF_INIT;
+
+    strbuf_addch(&sb, '"');
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\' || (*p == '$' && p[1] == '{')) {
+            strbuf_addch(&sb, '\\');
+        }
+        strbuf_addch(&sb, *p);
+    }
+    strbuf_addch(&sb, '"');
+    free(s);
+    return strbuf_detach(&sb);
+}
+
 static void
 plan_repl(struct ctx *c)
 {
@@ -484,15 +504,23 @@ plan_repl(struct ctx *c)
     s->out_to_stdout = 1;
     if (c->flake) {
         /* Load the flake's configuration the way ng does: a small
-         * expression that exposes config, options, pkgs, lib, flake. */
+         * expression that exposes config, options, pkgs, lib, flake.
+         * builtins.getFlake takes no relative path: a local flake is
+         * given resolved, as bash (realpath) and ng (resolve()) do. */
+        const char *ref = c->ref.flake[0] ? c->ref.flake : ".";
+        char *flake = nix_string(c->f->resolve_flake ? c->f->resolve_flake(ref)
+                                                     : xstrdup(ref));
+        char *name = nix_string(xstrdup(c->name));
         char *expr =
-            xasprintf("let flake = builtins.getFlake \"%s\"; "
-                      "cfg = flake.nixosConfigurations.\"%s\"; in "
+            xasprintf("let flake = builtins.getFlake %s; "
+                      "cfg = flake.nixosConfigurations.%s; in "
                       "cfg // cfg._module.args or {} // { inherit flake; "
                       "inherit (cfg) config options pkgs; lib = cfg.lib or "
                       "(cfg.pkgs.lib or {}); }",
-                      c->ref.flake[0] ? c->ref.flake : ".",
-                      c->name);
+                      flake,
+                      name);
+        free(flake);
+        free(name);
         strvec_pushl(&s->argv,
                      "nix",
                      FF_KEY,
@@ -509,13 +537,31 @@ plan_repl(struct ctx *c)
         if (!c->f->repl_positional) {
             strvec_push(&s->argv, "--file");
         }
-        strvec_push(&s->argv, c->o->file ? c->o->file : "<nixpkgs/nixos>");
+        /* -A without -f: ./default.nix, as for a build */
+        strvec_push(&s->argv,
+                    c->o->file   ? c->o->file
+                    : c->o->attr ? "./default.nix"
+                                 : "<nixpkgs/nixos>");
         if (c->o->attr != NULL) {
             strvec_push(&s->argv, c->o->attr);
         }
         push_groups(&s->argv, c->o, 1, 0, 0, 1);
     }
 }
+
+/* The image variants of a classic configuration: FILE is a lookup path
+ * (<nixpkgs/nixos>), an absolute path or one relative to the current
+ * directory; a function is called with {}; ATTR ("" for none) is a dotted
+ * attribute path in it. */
+#define IMAGE_NAMES_EXPR                                                     \
+    "{ file, attr }: let v = import (if builtins.substring 0 1 file == "     \
+    "\"<\" then builtins.findFile builtins.nixPath (builtins.substring 1 "   \
+    "(builtins.stringLength file - 2) file) else if builtins.substring 0 1 " \
+    "file == \"/\" then /. + file else ./. + \"/${file}\"); s = if "         \
+    "builtins.isFunction v then v {} else v; t = builtins.foldl' (a: n: "    \
+    "a.${n}) s (builtins.filter (x: builtins.isString x && x != \"\") "      \
+    "(builtins.split \"[.]\" attr)); in builtins.attrNames "                 \
+    "t.config.system.build.images"
 
 static void
 plan_image(struct ctx *c)
@@ -539,17 +585,29 @@ plan_image(struct ctx *c)
         strvec_pusharr(&s->argv, &o->flake_eval);
         free(inst);
     } else {
+        /* nix-instantiate has no --apply: the names come from an
+         * expression (as ng does), with the file and attribute passed as
+         * strings so that nothing in them is evaluated. */
+        const char *file = o->file;
+
+        if (file == NULL) {
+            file = o->attr ? "./default.nix" : "<nixpkgs/nixos>";
+        }
         strvec_pushl(&s->argv,
                      "nix-instantiate",
                      "--eval",
                      "--strict",
                      "--json",
+                     "--expr",
+                     IMAGE_NAMES_EXPR,
+                     "--argstr",
+                     "file",
+                     file,
+                     "--argstr",
+                     "attr",
+                     o->attr ? o->attr : "",
                      (const char *)NULL);
-        classic_target(c, "config.system.build.images", &s->argv);
         strvec_pusharr(&s->argv, &o->common);
-        /* attrNames of the set, not the set itself */
-        strvec_pushl(
-            &s->argv, "--apply", "builtins.attrNames", (const char *)NULL);
     }
     s->capture = CAP_JSON_RAW;
     s->var = VAR_VARIANTS;
@@ -608,7 +666,9 @@ plan_deploy(struct ctx *c)
     } else if (a == CR_ACT_BUILD_VM_WITH_BOOTLOADER) {
         attr = "config.system.build.vmWithBootLoader";
     }
-    if (!c->flake && is_activating(a) && o->store_path == NULL) {
+    /* (canRun: switch, boot and test; not dry-activate) */
+    if (!c->flake && is_activating(a) && a != CR_ACT_DRY_ACTIVATE &&
+        o->store_path == NULL) {
         add_step(c->p, STEP_VERSION_SUFFIX, PH_LOCAL);
     }
     if (o->store_path != NULL) {
@@ -644,7 +704,8 @@ plan_deploy(struct ctx *c)
         return;
     }
     copy_result(c, c->activate_on);
-    if (is_activating(a) && (o->diff || a == CR_ACT_DRY_ACTIVATE)) {
+    if ((is_activating(a) && (o->diff || a == CR_ACT_DRY_ACTIVATE)) ||
+        (a == CR_ACT_BUILD && o->diff)) {
         struct step *d = add_step(c->p, STEP_DIFF, c->activate_on);
         d->profile = xstrdup(c->profile);
         d->check = 0;

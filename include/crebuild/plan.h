@@ -114,6 +114,10 @@ struct plan_facts {
     const char *editor;       /* $EDITOR or "nano" */
     const char *nixos_config; /* file edited by classic `edit` */
     int repl_positional;      /* local `nix repl` predates --file (< 2.9) */
+    /* A flake reference as builtins.getFlake takes it (repl): a local
+     * path made absolute; anything else returned as is.  Caller frees.
+     * NULL: used as given. */
+    char *(*resolve_flake)(const char *ref);
 };
 
 /* Build the plan.  0 on success; CR_EUSAGE with *err set otherwise. */

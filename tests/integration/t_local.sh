@@ -85,6 +85,13 @@ check "build-image prints an existing image file" host_exec local1 test -f "$out
 err=$(run build-image --flake "path:$flake#alpha" --image-variant nope 2>&1); rc=$?
 assert_eq "unknown image variant exits 1" 1 "$rc"
 assert_contains "unknown variant lists the variants" "$err" "- qcow2"
+# Classic mode (nix-instantiate lists the variants: it has no --apply).
+out=$(run build-image -f "$flake/default.nix" -A alpha --image-variant qcow2 2>"$work/err"); rc=$?
+assert_eq "classic build-image exits 0" 0 "$rc" "$(cat "$work/err")"
+check "classic build-image prints an existing image file" host_exec local1 test -f "$out"
+err=$(run build-image -f "$flake/default.nix" -A alpha --image-variant nope 2>&1); rc=$?
+assert_eq "classic build-image, unknown variant: exit 1" 1 "$rc"
+assert_contains "classic build-image, unknown variant: the variants listed" "$err" "- qcow2"
 rm -f "$work/result"
 
 # --- list-generations ---------------------------------------------------------
@@ -177,9 +184,25 @@ assert_eq "auto-detected flake build exits 0" 0 "$rc"
 assert_match "auto-detected flake, attribute from host name" "$out" "nixos-system-local1"
 rm -f "$work/result"
 
+# --- build --diff: the built system against the running one ----------------------
+err=$(run build --flake "path:$flake#alpha" --diff 2>&1 >/dev/null); rc=$?
+assert_eq "build --diff exits 0" 0 "$rc"
+assert_contains "build --diff shows the closure size" "$err" "Closure size:"
+rm -f "$work/result"
+
 # --- edit, repl ------------------------------------------------------------------
 EDITOR=true NIXOS_CONFIG="$flake/system.nix" run edit --no-flake >/dev/null 2>&1
 assert_eq "classic edit runs \$EDITOR" 0 "$?"
+# The file as nixos-rebuild finds it: a directory means its default.nix;
+# without NIXOS_CONFIG, <nixos-config> from the search path (-I here).
+out=$(EDITOR=echo NIXOS_CONFIG="$flake" run edit --no-flake 2>/dev/null)
+assert_eq "classic edit of a directory opens its default.nix" "$flake/default.nix" "$out"
+out=$(host_exec local1 env -u NIXOS_CONFIG EDITOR=echo NIX_PATH= "$CR" edit --no-flake \
+	-I "nixos-config=$flake/system.nix" 2>/dev/null)
+assert_eq "classic edit finds <nixos-config> on the search path" "$flake/system.nix" "$out"
+err=$(EDITOR=echo NIXOS_CONFIG="$work/no-such-config.nix" run edit --no-flake 2>&1 >/dev/null); rc=$?
+assert_eq "classic edit of a missing file: exit 1" 1 "$rc"
+assert_eq "classic edit of a missing file: one line" "error: cannot find NixOS config file '$work/no-such-config.nix'" "$err"
 out=$(echo ':q' | run repl -f "$flake/default.nix" 2>&1); rc=$?
 assert_eq "classic repl runs nix repl" 0 "$rc"
 

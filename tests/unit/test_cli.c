@@ -362,6 +362,13 @@ static struct row rows[] = {
      .warn = "'--diff' has no effect with 'dry-build'"},
     {.args = {"repl", "--diff"}, .expect = {"diff=0"},
      .warn = "'--diff' has no effect with 'repl'"},
+    {.args = {"build-vm", "--diff"}, .expect = {"diff=0"},
+     .warn = "'--diff' has no effect with 'build-vm'"},
+    {.args = {"switch", "--rollback", "--diff"}, .expect = {"diff=0"},
+     .warn = "'--diff' has no effect with '--rollback'"},
+    {.args = {"switch", "--rollback", "--build-host", "b"},
+     .expect = {"build_host=(null)"},
+     .warn = "'--build-host' is ignored with '--rollback'"},
 
     /* --image-variant. */
     {.args = {"build-image", "--image-variant", "azure"},

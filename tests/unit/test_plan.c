@@ -378,7 +378,60 @@ static const struct row rows[] = {
      "[local] nix-env -p " PROFILE " --set @toplevel@\n"
      "[local] activate: @toplevel@/bin/switch-to-configuration switch\n"
      "[b] rm -rf @tmp@ (may fail)\n"},
+    {"dry-activate classic: no .version-suffix (only switch, boot, test)",
+     {"dry-activate", "--no-flake", NULL},
+     NULL,
+     NULL,
+     "[local] nix-build '<nixpkgs/nixos>' --attr "
+     "config.system.build.toplevel --no-out-link -> @toplevel@\n"
+     "[local] diff the running system and @toplevel@\n"
+     "[local] probe: " SYSTEMD_PROBE
+     "[local] activate: @toplevel@/bin/switch-to-configuration "
+     "dry-activate\n"},
+    {"build --diff: the new system against the running one",
+     {"build", "--flake", ".#a", "--diff", NULL},
+     NULL,
+     NULL,
+     "[local] " FF " build --json '.#nixosConfigurations.\"a\"" TOP
+     "' -> @toplevel@\n"
+     "[local] diff the running system and @toplevel@\n"},
+    {"repl -A without -f: ./default.nix, as a build",
+     {"repl", "-A", "mymachine", NULL},
+     NULL,
+     NULL,
+     "[local] nix repl --file ./default.nix mymachine\n"},
+    {"repl of a relative flake: getFlake gets it resolved",
+     {"repl", "--flake", ".#h", NULL},
+     NULL,
+     NULL,
+     "[local] " FF " repl --impure --expr 'let flake = builtins.getFlake "
+     "\"/resolved/.\"; cfg = flake.nixosConfigurations.\"h\"; in cfg // "
+     "cfg._module.args or {} // { inherit flake; inherit (cfg) config "
+     "options pkgs; lib = cfg.lib or (cfg.pkgs.lib or {}); }'\n"},
+    {"repl: quotes, backslashes and ${ in the reference are not evaluated",
+     {"repl", "--flake", "github:o/r\"${x}\\#a${y}", NULL},
+     NULL,
+     NULL,
+     "[local] " FF " repl --impure --expr 'let flake = builtins.getFlake "
+     "\"github:o/r\\\"\\${x}\\\\\"; cfg = "
+     "flake.nixosConfigurations.\"a\\${y}\"; in cfg // "
+     "cfg._module.args or {} // { inherit flake; inherit (cfg) config "
+     "options pkgs; lib = cfg.lib or (cfg.pkgs.lib or {}); }'\n"},
 };
+
+/* The fact main gives: a local path made absolute (here: marked). */
+static char *
+fake_resolve(const char *ref)
+{
+    if (strchr(ref, ':') != NULL) {
+        return strdup(ref);
+    }
+    char *out = NULL;
+    if (asprintf(&out, "/resolved/%s", ref) < 0) {
+        abort();
+    }
+    return out;
+}
 
 static char *
 render(const struct row *r)
@@ -403,6 +456,7 @@ render(const struct row *r)
     f.hostname = r->hostname;
     f.auto_flake = r->auto_flake;
     f.editor = "vi";
+    f.resolve_flake = fake_resolve;
     if (plan_build(&o, &f, &p, &err) != 0) {
         fail_msg("%s: plan failed: %s", r->name, err);
     }
