@@ -1,4 +1,5 @@
-/* hash.c: SHA-256 through OpenSSL EVP, and Nix's hash text encodings. */
+/* hash.c: SHA-256 (and SHA-1 for ssh's %C) through OpenSSL EVP, and Nix's
+ * hash text encodings. */
 #include "crebuild/hash.h"
 #include "crebuild/util.h"
 
@@ -72,6 +73,17 @@ hash_sha256(const void *buf, size_t n, unsigned char out[HASH_SHA256_LEN])
     hash_ctx_update(c, buf, n);
     hash_ctx_final(c, out);
     hash_ctx_free(c);
+}
+
+void
+hash_sha1(const void *buf, size_t n, unsigned char out[HASH_SHA1_LEN])
+{
+    unsigned int len = 0;
+
+    if (EVP_Digest(buf, n, out, &len, EVP_sha1(), NULL) != 1 ||
+        len != HASH_SHA1_LEN) {
+        cr_die("out of memory");
+    }
 }
 
 void

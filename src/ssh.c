@@ -81,15 +81,43 @@ struct ssh_chan {
 
 /* ---- small helpers ---- */
 
+/* A path that may still start with ~/: in the passwd entry's home (as
+ * ssh), $HOME only without one.  (sshconfig_load has expanded the paths
+ * of a target already, ~ included; this is for anything else.) */
 static char *
 expand_tilde(const char *p)
 {
-    const char *home = getenv("HOME");
+    char buf[16384];
+    struct passwd pw, *pwp = NULL;
+    const char *home = NULL;
 
-    if (p[0] == '~' && p[1] == '/' && home != NULL) {
-        return xasprintf("%s%s", home, p + 1);
+    if (p[0] != '~' || p[1] != '/') {
+        return xstrdup(p);
     }
-    return xstrdup(p);
+    if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &pwp) == 0 && pwp != NULL &&
+        pw.pw_dir != NULL && pw.pw_dir[0] != '\0') {
+        home = pw.pw_dir;
+    } else {
+        home = getenv("HOME");
+    }
+    return home != NULL ? xasprintf("%s%s", home, p + 1) : xstrdup(p);
+}
+
+/* A finished path for an option libssh expands again (identities, known
+ * hosts files: ~ and %d %h %l %p %r %u, its own meanings): '%' doubled
+ * so that libssh takes it as written. */
+static char *
+libssh_path(const char *p)
+{
+    struct strbuf sb = STRBUF_INIT;
+
+    for (; *p != '\0'; p++) {
+        strbuf_addch(&sb, *p);
+        if (*p == '%') {
+            strbuf_addch(&sb, '%');
+        }
+    }
+    return sb.buf != NULL ? strbuf_detach(&sb) : xstrdup("");
 }
 
 static time_t
@@ -400,21 +428,33 @@ apply_target(struct ssh_conn *c, const struct ssh_target *t)
     if (rc == 0 && t->user != NULL) {
         rc = set_opt(c, SSH_OPTIONS_USER, t->user, "User");
     }
-    /* SSH_OPTIONS_IDENTITY prepends: add in reverse to keep the order. */
+    /* The paths are finished (sshconfig_load expanded them as ssh does);
+     * libssh must not expand them again.  SSH_OPTIONS_IDENTITY prepends:
+     * add in reverse to keep the order.  libssh leaves pkcs11: URIs as
+     * they are. */
     for (size_t i = t->identities.n; rc == 0 && i > 0; i--) {
-        char *p = expand_tilde(t->identities.v[i - 1]);
+        const char *id = t->identities.v[i - 1];
+        char *p =
+            strncmp(id, "pkcs11:", 7) == 0 ? xstrdup(id) : libssh_path(id);
 
         rc = set_opt(c, SSH_OPTIONS_IDENTITY, p, "IdentityFile");
         free(p);
     }
+    /* "none": no file (libssh would read a file named none); no key is
+     * added to it either (sshconfig_load made StrictHostKeyChecking yes
+     * for UserKnownHostsFile none). */
     if (rc == 0 && t->known_hosts != NULL) {
-        char *p = expand_tilde(t->known_hosts);
+        char *p = strcasecmp(t->known_hosts, "none") == 0
+                      ? xstrdup("/dev/null")
+                      : libssh_path(t->known_hosts);
 
         rc = set_opt(c, SSH_OPTIONS_KNOWNHOSTS, p, "UserKnownHostsFile");
         free(p);
     }
     if (rc == 0 && t->global_known_hosts != NULL) {
-        char *p = expand_tilde(t->global_known_hosts);
+        char *p = strcasecmp(t->global_known_hosts, "none") == 0
+                      ? xstrdup("/dev/null")
+                      : libssh_path(t->global_known_hosts);
 
         rc = set_opt(
             c, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, p, "GlobalKnownHostsFile");

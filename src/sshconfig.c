@@ -1,5 +1,6 @@
 /* sshconfig.c: ssh_config(5) files into struct ssh_target. */
 #include "crebuild/sshconfig.h"
+#include "crebuild/hash.h"
 #include "crebuild/proc.h"
 #include "crebuild/strbuf.h"
 #include "crebuild/util.h"
@@ -9,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <grp.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define FILE_MAX (4 * 1024 * 1024) /* bytes read from one file */
@@ -57,7 +60,7 @@ match_pattern(const char *s, const char *p, int fold)
 int
 sshconfig_match_pattern(const char *s, const char *p)
 {
-    return match_pattern(s, p, 1);
+    return match_pattern(s, p, 0);
 }
 
 /* A comma-separated list with !negations (Match host, user): 1 if a
@@ -201,52 +204,6 @@ local_addresses(struct strvec *out)
     freeifaddrs(all);
 }
 
-/* ---- words ---- */
-
-/* OpenSSH's argv_split: blanks separate words; "..." and '...' quote;
- * a backslash escapes a quote, a backslash or (outside quotes) a blank;
- * a word starting with # ends the line.  0 or -1 (open quote). */
-static int
-split_words(const char *s, struct strvec *out)
-{
-    struct strbuf w = STRBUF_INIT;
-    int rc = 0;
-
-    for (;;) {
-        char quote = 0;
-
-        while (*s == ' ' || *s == '\t') {
-            s++;
-        }
-        if (*s == '\0' || *s == '#') {
-            break;
-        }
-        strbuf_reset(&w);
-        for (; *s != '\0'; s++) {
-            if (*s == '\\' && (s[1] == '\'' || s[1] == '"' || s[1] == '\\' ||
-                               (quote == 0 && s[1] == ' '))) {
-                s++;
-                strbuf_addch(&w, *s);
-            } else if (quote == 0 && (*s == ' ' || *s == '\t')) {
-                break;
-            } else if (quote == 0 && (*s == '"' || *s == '\'')) {
-                quote = *s;
-            } else if (quote != 0 && *s == quote) {
-                quote = 0;
-            } else {
-                strbuf_addch(&w, *s);
-            }
-        }
-        if (quote != 0) {
-            rc = -1;
-            break;
-        }
-        strvec_push(out, w.buf != NULL ? w.buf : "");
-    }
-    strbuf_release(&w);
-    return rc;
-}
-
 /* ---- one file ---- */
 
 struct parse {
@@ -290,15 +247,63 @@ pnote(struct parse *ps, const char *fmt, ...)
     free(m);
 }
 
+/* Is name an IP address?  ssh lower-cases host names, not addresses. */
+static int
+is_addr(const char *name)
+{
+    unsigned char b[16];
+    struct in_addr a4;
+    char text[INET6_ADDRSTRLEN + 1];
+    size_t n = strcspn(name, "%"); /* an IPv6 zone */
+
+    if (inet_aton(name, &a4) != 0) {
+        return 1;
+    }
+    if (n >= sizeof(text)) {
+        return 0;
+    }
+    memcpy(text, name, n);
+    text[n] = '\0';
+    return inet_pton(AF_INET6, text, b) == 1;
+}
+
+/* The host name ssh goes on with after the first reading (and matches
+ * Host lines against in the second one, for Match final): HostName with
+ * %h expanded, else the host as given; lower-cased unless an address. */
+static char *
+final_host(const struct sshconfig *cfg)
+{
+    const char *orig = cfg->host != NULL ? cfg->host : "";
+    char *h = cfg->t->hostname != NULL
+                  ? sshopts_expand_hostname(cfg->t->hostname, orig)
+                  : xstrdup(orig);
+
+    if (!is_addr(h)) {
+        for (char *p = h; *p != '\0'; p++) {
+            *p = (char)tolower((unsigned char)*p);
+        }
+    }
+    return h;
+}
+
+/* Host PATTERN...: case-sensitive (as ssh's match_pattern), against the
+ * host as given, or in the second reading the final host name. */
 static int
 do_host(struct parse *ps, const struct strvec *args, char **err)
 {
-    const char *host = ps->cfg->host != NULL ? ps->cfg->host : "";
+    char *host = NULL;
     int hit = 0;
 
     if (args->n == 0) {
         return perr(ps, err, "Host needs at least one pattern");
     }
+    if (ps->cfg->never_match) {
+        ps->active = 0;
+        return 0;
+    }
+    host = ps->cfg->final_pass
+               ? final_host(ps->cfg)
+               : xstrdup(ps->cfg->host != NULL ? ps->cfg->host : "");
     for (size_t i = 0; i < args->n; i++) {
         const char *p = args->v[i];
         int neg = *p == '!';
@@ -311,6 +316,7 @@ do_host(struct parse *ps, const struct strvec *args, char **err)
             hit = 1;
         }
     }
+    free(host);
     ps->active = hit;
     return 0;
 }
@@ -537,8 +543,19 @@ do_match(struct parse *ps, const struct strvec *args, char **err)
     if (args->n == 0) {
         return perr(ps, err, "Match needs a criterion");
     }
-    target = t->hostname != NULL ? sshopts_expand_hostname(t->hostname, orig)
-                                 : xstrdup(orig);
+    if (cfg->never_match) {
+        ps->active = 0;
+        return 0;
+    }
+    /* host: HostName so far (%h expanded), in the second reading the
+     * final host name (as ssh). */
+    if (cfg->final_pass) {
+        target = final_host(cfg);
+    } else {
+        target = t->hostname != NULL
+                     ? sshopts_expand_hostname(t->hostname, orig)
+                     : xstrdup(orig);
+    }
     for (size_t i = 0; i < args->n && rc == 0; i++) {
         static const char *const known[] = {"host",
                                             "originalhost",
@@ -664,30 +681,34 @@ include_path(const struct sshconfig *cfg, const char *p)
 static int
 do_include(struct parse *ps, const struct strvec *args, char **err)
 {
+    int outer = ps->cfg->never_match;
+    int rc = 0;
+
     if (args->n == 0) {
         return perr(ps, err, "Include needs a file name");
-    }
-    if (!ps->active) {
-        return 0;
     }
     if (ps->depth + 1 > SSHCONFIG_MAX_DEPTH) {
         return perr(
             ps, err, "Include nested more than %d deep", SSHCONFIG_MAX_DEPTH);
     }
     if (ps->cfg->include == NULL) {
-        pnote(ps, "Include not read");
+        if (ps->active) {
+            pnote(ps, "Include not read");
+        }
         return 0;
     }
-    for (size_t i = 0; i < args->n; i++) {
+    /* In a block that does not apply, ssh still reads the files (their
+     * permissions are checked, further Includes followed) but nothing in
+     * them applies. */
+    ps->cfg->never_match = outer || !ps->active;
+    for (size_t i = 0; i < args->n && rc == 0; i++) {
         char *path = include_path(ps->cfg, args->v[i]);
-        int rc = ps->cfg->include(ps->cfg, path, ps->depth + 1, err);
 
+        rc = ps->cfg->include(ps->cfg, path, ps->depth + 1, err);
         free(path);
-        if (rc != 0) {
-            return rc;
-        }
     }
-    return 0;
+    ps->cfg->never_match = outer;
+    return rc;
 }
 
 /* One line (NUL-terminated, no newline). */
@@ -719,7 +740,7 @@ parse_line(struct parse *ps, char *line, char **err)
         return perr(ps, err, "missing keyword before '='");
     }
     kw[klen] = '\0';
-    if (split_words(rest, &args) != 0) {
+    if (sshopts_split_config(rest, &args) != 0) {
         rc = perr(ps, err, "unterminated quote");
         goto out;
     }
@@ -729,16 +750,21 @@ parse_line(struct parse *ps, char *line, char **err)
         rc = do_match(ps, &args, err);
     } else if (strcasecmp(kw, "Include") == 0) {
         rc = do_include(ps, &args, err);
-    } else if (ps->active) {
-        /* ProxyCommand is the rest of the line, as written (a command
-         * for /bin/sh); everything else is the first word. */
-        const char *v = strcasecmp(kw, "ProxyCommand") == 0 ? rest
-                        : args.n > 0                        ? args.v[0]
-                                                            : "";
+    } else if (ps->active &&
+               !(ps->cfg->final_pass && strcasecmp(kw, "HostName") == 0)) {
+        /* (In the second reading ssh has its host name: HostName lines
+         * do nothing.)  ProxyCommand is the rest of the line, as written
+         * (a command for /bin/sh); everything else its words. */
         char *e = NULL;
 
-        rc = sshopts_apply_option(
-            ps->cfg->t, kw, v, 1, ps->cfg->warnings, ps->cfg->notes, &e);
+        rc = sshopts_apply_words(ps->cfg->t,
+                                 kw,
+                                 &args,
+                                 rest,
+                                 1,
+                                 ps->cfg->warnings,
+                                 ps->cfg->notes,
+                                 &e);
         if (rc != 0) {
             rc = perr(ps, err, "%s", e != NULL ? e : "invalid option");
         }
@@ -757,8 +783,11 @@ sshconfig_parse(struct sshconfig *cfg,
                 int depth,
                 char **err)
 {
-    struct parse ps = {
-        cfg, origin != NULL ? origin : "ssh config", 0, depth, 1};
+    struct parse ps = {cfg,
+                       origin != NULL ? origin : "ssh config",
+                       0,
+                       depth,
+                       !cfg->never_match};
     size_t off = 0;
     int rc = 0;
 
@@ -778,11 +807,49 @@ sshconfig_parse(struct sshconfig *cfg,
 
 /* ---- files ---- */
 
-/* The whole file into *out (NUL-terminated).  0, or -1 with errno. */
+int
+sshconfig_file_secure(unsigned owner,
+                      unsigned mode,
+                      unsigned uid,
+                      int private_group)
+{
+    unsigned bad = private_group ? 002 : 022;
+
+    return (owner == 0 || owner == uid) && (mode & bad) == 0;
+}
+
+/* Is gid the user's own group (its primary group, with no other member)?
+ * Debian's and Ubuntu's ssh then accept a group-writable config file (a
+ * umask of 002 makes them so). */
 static int
-read_file(const char *path, char **out, size_t *len)
+private_group(unsigned gid, unsigned uid)
+{
+    char pbuf[4096], gbuf[4096];
+    struct passwd pw, *pwp = NULL;
+    struct group gr, *grp = NULL;
+
+    if (getpwuid_r((uid_t)uid, &pw, pbuf, sizeof(pbuf), &pwp) != 0 ||
+        pwp == NULL || (unsigned)pw.pw_gid != gid ||
+        getgrgid_r((gid_t)gid, &gr, gbuf, sizeof(gbuf), &grp) != 0 ||
+        grp == NULL) {
+        return 0;
+    }
+    for (char **m = gr.gr_mem; *m != NULL; m++) {
+        if (strcmp(*m, pw.pw_name) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The whole file into *out (NUL-terminated).  check: refuse it (-2) when
+ * its owner or mode is not secure (sshconfig_file_secure).  0, or -1
+ * with errno. */
+static int
+read_file(const char *path, int check, char **out, size_t *len)
 {
     struct strbuf sb = STRBUF_INIT;
+    struct stat st;
     FILE *f = fopen(path, "re");
     char buf[8192];
     size_t n;
@@ -791,6 +858,15 @@ read_file(const char *path, char **out, size_t *len)
     *len = 0;
     if (f == NULL) {
         return -1;
+    }
+    if (check && (fstat(fileno(f), &st) != 0 ||
+                  !sshconfig_file_secure((unsigned)st.st_uid,
+                                         (unsigned)st.st_mode,
+                                         (unsigned)getuid(),
+                                         private_group((unsigned)st.st_gid,
+                                                       (unsigned)getuid())))) {
+        fclose(f);
+        return -2;
     }
     while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
         if (sb.len + n > FILE_MAX) {
@@ -816,13 +892,32 @@ read_file(const char *path, char **out, size_t *len)
 }
 
 static int
-parse_file(struct sshconfig *cfg, const char *path, int depth, char **err)
+bad_perms(const char *path, char **err)
+{
+    char *shown = printable(path);
+
+    *err = xasprintf("Bad owner or permissions on %s (as ssh, crebuild "
+                     "refuses a config file that another user owns or "
+                     "that group or others may write)",
+                     shown);
+    free(shown);
+    return CR_EUSAGE;
+}
+
+/* A file that need not exist; check: its owner and mode (as ssh for
+ * ~/.ssh/config and every included file). */
+static int
+parse_file(
+    struct sshconfig *cfg, const char *path, int depth, int check, char **err)
 {
     char *text = NULL;
     size_t len = 0;
-    int rc;
+    int rc = read_file(path, check, &text, &len);
 
-    if (read_file(path, &text, &len) != 0) {
+    if (rc == -2) {
+        return bad_perms(path, err);
+    }
+    if (rc != 0) {
         if (errno == ENOENT) {
             return 0;
         }
@@ -854,7 +949,7 @@ sshconfig_include_files(struct sshconfig *cfg,
         return 0;
     }
     for (size_t i = 0; i < g.gl_pathc && rc == 0; i++) {
-        rc = parse_file(cfg, g.gl_pathv[i], depth, err);
+        rc = parse_file(cfg, g.gl_pathv[i], depth, 1, err);
     }
     globfree(&g);
     return rc;
@@ -922,9 +1017,10 @@ read_files(struct sshconfig *cfg, const char *user_dir, char **err)
         char *text = NULL;
         size_t len = 0;
 
-        /* Relative to the current directory, as with ssh -F. */
+        /* Relative to the current directory, as with ssh -F; its owner
+         * and mode are not checked (ssh does not either). */
         path = config[0] == '~' ? include_path(cfg, config) : xstrdup(config);
-        if (path[0] == '~' || read_file(path, &text, &len) != 0) {
+        if (path[0] == '~' || read_file(path, 0, &text, &len) != 0) {
             *err = xasprintf("cannot read ssh config file '%s': %s",
                              path,
                              path[0] == '~' ? "no home directory"
@@ -939,13 +1035,328 @@ read_files(struct sshconfig *cfg, const char *user_dir, char **err)
     }
     if (user_dir != NULL) {
         path = xasprintf("%s/config", user_dir);
-        rc = parse_file(cfg, path, 0, err);
+        rc = parse_file(cfg, path, 0, 1, err);
         free(path);
     }
     if (rc == 0) {
+        /* Not checked, as with ssh (but what it includes is). */
         cfg->dir = "/etc/ssh";
-        rc = parse_file(cfg, "/etc/ssh/ssh_config", 0, err);
+        rc = parse_file(cfg, "/etc/ssh/ssh_config", 0, 0, err);
     }
+    return rc;
+}
+
+/* ---- paths ---- */
+
+/* What ssh's default client %-tokens stand for in paths. */
+struct tokens {
+    const char *home, *luser, *lhost, *host, *orig, *ruser;
+    char uid[24], port[16], shorthost[256], hash[2 * 20 + 1];
+};
+
+/* ssh's %C: SHA-1 of local host, host, port and remote user, in hex. */
+static void
+conn_hash(struct tokens *tk)
+{
+    unsigned char md[HASH_SHA1_LEN];
+    char *in = xasprintf("%s%s%s%s", tk->lhost, tk->host, tk->port, tk->ruser);
+
+    hash_sha1(in, strlen(in), md);
+    hash_to_hex(md, sizeof(md), tk->hash);
+    free(in);
+}
+
+static int
+path_err(const char *what, const char *path, char **err, const char *why)
+{
+    char *shown = printable(path);
+
+    *err = xasprintf("%s '%s': %s", what, shown, why);
+    free(shown);
+    return CR_EUSAGE;
+}
+
+/* ssh's tilde_expand: ~ and ~/path in our home directory (the passwd
+ * entry's), ~user/path in that user's. */
+static int
+expand_tilde(const struct tokens *tk,
+             const char *what,
+             const char *p,
+             char **out,
+             char **err)
+{
+    const char *slash = strchr(p, '/');
+    const char *rest = slash != NULL ? slash : "";
+    char *dir = NULL;
+
+    *out = NULL;
+    if (p[0] != '~') {
+        *out = xstrdup(p);
+        return 0;
+    }
+    if (p[1] == '\0' || p[1] == '/') {
+        if (tk->home == NULL) {
+            return path_err(what, p, err, "no home directory");
+        }
+        dir = xstrdup(tk->home);
+    } else {
+        char *user = xstrndup(p + 1, strcspn(p + 1, "/"));
+        struct passwd pw, *res = NULL;
+        char buf[16384];
+
+        if (getpwnam_r(user, &pw, buf, sizeof(buf), &res) == 0 && res != NULL &&
+            res->pw_dir != NULL) {
+            dir = xstrdup(res->pw_dir);
+        }
+        free(user);
+        if (dir == NULL) {
+            return path_err(what, p, err, "no such user");
+        }
+    }
+    rest += strspn(rest, "/");
+    *out = xasprintf("%s%s%s",
+                     dir,
+                     dir[0] == '\0' || dir[strlen(dir) - 1] != '/' ? "/" : "",
+                     rest);
+    free(dir);
+    return 0;
+}
+
+/* ssh's percent_dollar_expand with its default client tokens
+ * (%C %L %i %k %l %n %p %d %h %r %u, %%) and ${VAR}. */
+static int
+expand_tokens(const struct tokens *tk,
+              const char *what,
+              const char *s,
+              char **out,
+              char **err)
+{
+    struct strbuf sb = STRBUF_INIT;
+
+    *out = NULL;
+    for (const char *p = s; *p != '\0'; p++) {
+        const char *v = NULL;
+
+        if (p[0] == '$' && p[1] == '{') {
+            const char *end = strchr(p + 2, '}');
+            char *name = NULL;
+
+            if (end == NULL || end == p + 2) {
+                strbuf_release(&sb);
+                return path_err(what,
+                                s,
+                                err,
+                                end == NULL ? "'${' without a closing '}'"
+                                            : "empty '${}'");
+            }
+            name = xstrndup(p + 2, (size_t)(end - p - 2));
+            v = getenv(name);
+            if (v == NULL) {
+                char *why =
+                    xasprintf("environment variable '%s' is not set", name);
+
+                free(name);
+                strbuf_release(&sb);
+                path_err(what, s, err, why);
+                free(why);
+                return CR_EUSAGE;
+            }
+            free(name);
+            strbuf_addstr(&sb, v);
+            p = end;
+            continue;
+        }
+        if (*p != '%') {
+            strbuf_addch(&sb, *p);
+            continue;
+        }
+        switch (*++p) {
+        case '%':
+            v = "%";
+            break;
+        case 'C':
+            v = tk->hash;
+            break;
+        case 'L':
+            v = tk->shorthost;
+            break;
+        case 'i':
+            v = tk->uid;
+            break;
+        case 'k': /* HostKeyAlias is not supported: the host as given */
+        case 'n':
+            v = tk->orig;
+            break;
+        case 'l':
+            v = tk->lhost;
+            break;
+        case 'p':
+            v = tk->port;
+            break;
+        case 'd':
+            v = tk->home != NULL ? tk->home : "";
+            break;
+        case 'h':
+            v = tk->host;
+            break;
+        case 'r':
+            v = tk->ruser;
+            break;
+        case 'u':
+            v = tk->luser;
+            break;
+        case '\0': {
+            strbuf_release(&sb);
+            return path_err(what, s, err, "'%' at the end");
+        }
+        default: {
+            char why[32];
+
+            (void)snprintf(why, sizeof(why), "unknown token '%%%c'", *p);
+            strbuf_release(&sb);
+            return path_err(what, s, err, why);
+        }
+        }
+        strbuf_addstr(&sb, v);
+    }
+    *out = sb.buf != NULL ? strbuf_detach(&sb) : xstrdup("");
+    return 0;
+}
+
+/* ~ then tokens (percent: with %-tokens and ${VAR}), as ssh.  What is
+ * left starting with ~ (from a ${VAR}) is a relative path: "./" keeps
+ * anything after (libssh) from taking it for a home directory. */
+static int
+expand_path(const struct tokens *tk,
+            const char *what,
+            int percent,
+            char **path,
+            char **err)
+{
+    char *a = NULL;
+    char *b = NULL;
+    int rc = expand_tilde(tk, what, *path, &a, err);
+
+    if (rc == 0 && percent) {
+        rc = expand_tokens(tk, what, a, &b, err);
+        free(a);
+        a = b;
+    }
+    if (rc != 0) {
+        free(a);
+        return rc;
+    }
+    if (a[0] == '~') {
+        b = xasprintf("./%s", a);
+        free(a);
+        a = b;
+    }
+    free(*path);
+    *path = a;
+    return 0;
+}
+
+/* An environment variable name as ssh's valid_env_name. */
+static int
+env_name_ok(const char *name)
+{
+    if (*name == '\0') {
+        return 0;
+    }
+    for (; *name != '\0'; name++) {
+        if (!isalnum((unsigned char)*name) && *name != '_') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* IdentityAgent after its expansion, as ssh: SSH_AUTH_SOCK is the
+ * environment's agent (unset), $VAR the agent at that variable's value
+ * (none when unset or empty), none no agent, anything else a path. */
+static int
+agent_path(const struct tokens *tk, char **agent, char **err)
+{
+    char *v = NULL;
+    int rc;
+
+    if (strcmp(*agent, "none") == 0) {
+        return 0;
+    }
+    rc = expand_path(tk, "IdentityAgent", 1, agent, err);
+    if (rc != 0) {
+        return rc;
+    }
+    if (strcmp(*agent, "SSH_AUTH_SOCK") == 0) {
+        free(*agent);
+        *agent = NULL;
+    } else if ((*agent)[0] == '$' && (*agent)[1] != '{') {
+        if (!env_name_ok(*agent + 1)) {
+            return path_err("IdentityAgent",
+                            *agent,
+                            err,
+                            "invalid environment variable name");
+        }
+        v = getenv(*agent + 1);
+        free(*agent);
+        *agent = xstrdup(v != NULL && *v != '\0' ? v : "none");
+    }
+    return 0;
+}
+
+int
+sshconfig_expand_paths(struct sshconfig *cfg, char **err)
+{
+    struct ssh_target *t = cfg->t;
+    const char *lhost = cfg->local_host != NULL ? cfg->local_host : "";
+    struct tokens tk;
+    char *host = final_host(cfg);
+    int rc = 0;
+
+    *err = NULL;
+    memset(&tk, 0, sizeof(tk));
+    tk.home = cfg->home;
+    tk.luser = cfg->local_user != NULL ? cfg->local_user : "";
+    tk.lhost = lhost;
+    tk.host = host;
+    tk.orig = cfg->host != NULL ? cfg->host : "";
+    tk.ruser = t->user != NULL ? t->user : tk.luser;
+    (void)snprintf(tk.uid, sizeof(tk.uid), "%u", cfg->local_uid);
+    (void)snprintf(tk.port, sizeof(tk.port), "%d", t->port > 0 ? t->port : 22);
+    (void)snprintf(tk.shorthost,
+                   sizeof(tk.shorthost),
+                   "%.*s",
+                   (int)strcspn(lhost, "."),
+                   lhost);
+    conn_hash(&tk);
+
+    /* PKCS#11 URIs (which libssh takes) are left as they are. */
+    for (size_t i = 0; rc == 0 && i < t->identities.n; i++) {
+        if (strncmp(t->identities.v[i], "pkcs11:", 7) != 0) {
+            rc = expand_path(&tk, "IdentityFile", 1, &t->identities.v[i], err);
+        }
+    }
+    if (rc == 0 && t->known_hosts != NULL) {
+        if (strcasecmp(t->known_hosts, "none") == 0) {
+            /* ssh then reads no user file and never adds a key to one:
+             * an unknown host key is refused, whatever
+             * StrictHostKeyChecking says. */
+            t->strict = CR_SSH_STRICT_YES;
+        } else {
+            rc =
+                expand_path(&tk, "UserKnownHostsFile", 1, &t->known_hosts, err);
+        }
+    }
+    /* ~ only, as ssh. */
+    if (rc == 0 && t->global_known_hosts != NULL &&
+        strcasecmp(t->global_known_hosts, "none") != 0) {
+        rc = expand_path(
+            &tk, "GlobalKnownHostsFile", 0, &t->global_known_hosts, err);
+    }
+    if (rc == 0 && t->identity_agent != NULL) {
+        rc = agent_path(&tk, &t->identity_agent, err);
+    }
+    free(host);
     return rc;
 }
 
@@ -998,6 +1409,12 @@ sshconfig_load(struct ssh_target *t,
     cfg.local_addrs = &addrs;
     cfg.local_addrs_unread = 1;
     rc = read_files(&cfg, user_dir, err);
+    if (rc == 0 && t->hostname != NULL && strchr(t->hostname, '%') != NULL) {
+        char *h = sshopts_expand_hostname(t->hostname, t->host);
+
+        free(t->hostname);
+        t->hostname = h;
+    }
     if (rc == 0 && cfg.want_final) {
         /* Match final: all of it once more with final holding; what the
          * first reading set stays (the first value wins), and its notes
@@ -1013,11 +1430,8 @@ sshconfig_load(struct ssh_target *t,
         strvec_clear(&warn2);
         strvec_clear(&notes2);
     }
-    if (rc == 0 && t->hostname != NULL && strchr(t->hostname, '%') != NULL) {
-        char *h = sshopts_expand_hostname(t->hostname, t->host);
-
-        free(t->hostname);
-        t->hostname = h;
+    if (rc == 0) {
+        rc = sshconfig_expand_paths(&cfg, err);
     }
     strvec_clear(&addrs);
     free(user_dir);

@@ -3,6 +3,11 @@
 #include "crebuild/strbuf.h"
 #include "crebuild/util.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -272,7 +277,12 @@ add_identity(struct ssh_target *t, const char *path)
 static int
 parse_yesno(const char *key, const char *v, int *out, char **err)
 {
-    if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0) {
+    /* PubkeyAuthentication also takes OpenSSH 9's unbound and host-bound
+     * (which restrict what the agent signs): both mean yes here. */
+    if (strcasecmp(key, "PubkeyAuthentication") == 0 &&
+        (strcasecmp(v, "unbound") == 0 || strcasecmp(v, "host-bound") == 0)) {
+        *out = 1;
+    } else if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0) {
         *out = 1;
     } else if (strcasecmp(v, "no") == 0 || strcasecmp(v, "false") == 0) {
         *out = 0;
@@ -283,31 +293,141 @@ parse_yesno(const char *key, const char *v, int *out, char **err)
     return 0;
 }
 
+/* OpenSSH's strtonum: decimal (strtoll: leading blanks and a sign
+ * allowed) within [min, max].  0, or -1. */
 static int
-parse_num(const char *key,
-          const char *v,
-          unsigned long long min,
-          unsigned long long max,
-          int *out,
-          char **err)
+ossh_strtonum(const char *s, long long min, long long max, long long *out)
 {
-    unsigned long long n = 0;
+    char *end = NULL;
+    long long v;
 
-    if (parse_uint(v, max, &n) < 0 || n < min) {
-        *err = xasprintf("ssh option %s: invalid number '%s'", key, v);
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (end == s || *end != '\0' || errno == ERANGE || v < min || v > max) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* OpenSSH's a2port: a number from 1 to 65535 or a TCP service name. */
+static int
+parse_port(const char *key, const char *v, int *out, char **err)
+{
+    long long n = -1;
+
+    if (ossh_strtonum(v, 0, 65535, &n) != 0) {
+        struct servent se, *res = NULL;
+        char buf[4096];
+
+        n = -1;
+        if (getservbyname_r(v, "tcp", &se, buf, sizeof(buf), &res) == 0 &&
+            res != NULL) {
+            n = ntohs((uint16_t)res->s_port);
+        }
+    }
+    if (n <= 0) {
+        *err = xasprintf("ssh option %s: invalid port '%s' (a number from 1 "
+                         "to 65535 or a service name)",
+                         key,
+                         v);
         return CR_EUSAGE;
     }
     *out = (int)n;
     return 0;
 }
 
-/* The first entry of a blank-separated file list. */
-static char *
-first_word(const char *v)
+int
+sshopts_convtime(const char *s)
 {
-    size_t n = strcspn(v, " \t");
+    long total = 0;
+    const char *p = s;
 
-    return xstrndup(v, n);
+    if (s == NULL || *s == '\0') {
+        return -1;
+    }
+    while (*p != '\0') {
+        char *end = NULL;
+        long secs;
+        long mult = 1;
+
+        errno = 0;
+        secs = strtol(p, &end, 10);
+        if (end == p || errno == ERANGE || secs < 0) {
+            return -1;
+        }
+        switch (*end++) {
+        case '\0':
+            end--;
+            break;
+        case 's':
+        case 'S':
+            break;
+        case 'm':
+        case 'M':
+            mult = 60;
+            break;
+        case 'h':
+        case 'H':
+            mult = 60 * 60;
+            break;
+        case 'd':
+        case 'D':
+            mult = 24 * 60 * 60;
+            break;
+        case 'w':
+        case 'W':
+            mult = 7 * 24 * 60 * 60;
+            break;
+        default:
+            return -1;
+        }
+        if (secs > INT_MAX / mult) {
+            return -1;
+        }
+        secs *= mult;
+        if (total > INT_MAX - secs) {
+            return -1;
+        }
+        total += secs;
+        p = end;
+    }
+    return (int)total;
+}
+
+/* A time (ConnectTimeout, ServerAliveInterval): *out is -1 for "none"
+ * (as unset, as with ssh), else the seconds, held at SSHOPTS_TIME_MAX. */
+static int
+parse_time(const char *key, const char *v, int *out, char **err)
+{
+    int n;
+
+    if (strcmp(v, "none") == 0) {
+        *out = -1;
+        return 0;
+    }
+    n = sshopts_convtime(v);
+    if (n < 0) {
+        *err = xasprintf("ssh option %s: invalid time value '%s'", key, v);
+        return CR_EUSAGE;
+    }
+    *out = n > SSHOPTS_TIME_MAX ? SSHOPTS_TIME_MAX : n;
+    return 0;
+}
+
+/* A count (ServerAliveCountMax): 0 to INT_MAX as ssh, held at
+ * SSHOPTS_COUNT_MAX. */
+static int
+parse_count(const char *key, const char *v, int *out, char **err)
+{
+    long long n = 0;
+
+    if (ossh_strtonum(v, 0, INT_MAX, &n) != 0) {
+        *err = xasprintf("ssh option %s: invalid number '%s'", key, v);
+        return CR_EUSAGE;
+    }
+    *out = n > SSHOPTS_COUNT_MAX ? SSHOPTS_COUNT_MAX : (int)n;
+    return 0;
 }
 
 static int
@@ -401,7 +521,7 @@ apply_kv(struct ssh_target *t,
             notes, "ignoring OpenSSH-only option '%.*s'", (int)klen, kv);
         break;
     case K_PORT:
-        rc = parse_num(name, v, 1, 65535, &b, err);
+        rc = parse_port(name, v, &b, err);
         if (rc == 0 && t->port == 0) {
             t->port = b;
         }
@@ -419,14 +539,10 @@ apply_kv(struct ssh_target *t,
         add_identity(t, v);
         break;
     case K_USERKNOWNHOSTSFILE:
-        if (t->known_hosts == NULL) {
-            t->known_hosts = first_word(v);
-        }
+        set_str(&t->known_hosts, v);
         break;
     case K_GLOBALKNOWNHOSTSFILE:
-        if (t->global_known_hosts == NULL) {
-            t->global_known_hosts = first_word(v);
-        }
+        set_str(&t->global_known_hosts, v);
         break;
     case K_IDENTITYAGENT:
         set_str(&t->identity_agent, v);
@@ -441,19 +557,19 @@ apply_kv(struct ssh_target *t,
         break;
     }
     case K_CONNECTTIMEOUT:
-        rc = parse_num(name, v, 0, 86400, &b, err);
+        rc = parse_time(name, v, &b, err);
         if (rc == 0) {
             set_int(&t->connect_timeout, b);
         }
         break;
     case K_SERVERALIVEINTERVAL:
-        rc = parse_num(name, v, 0, 86400, &b, err);
+        rc = parse_time(name, v, &b, err);
         if (rc == 0) {
             set_int(&t->alive_interval, b);
         }
         break;
     case K_SERVERALIVECOUNTMAX:
-        rc = parse_num(name, v, 0, 1000, &b, err);
+        rc = parse_count(name, v, &b, err);
         if (rc == 0) {
             set_int(&t->alive_count, b);
         }
@@ -546,7 +662,104 @@ sshopts_apply_option(struct ssh_target *t,
         t, key, strlen(key), value, from_config, warnings, notes, err);
 }
 
-/* One "Key=Value" or "Key Value" (the argument of -o). */
+int
+sshopts_split_config(const char *s, struct strvec *out)
+{
+    struct strbuf w = STRBUF_INIT;
+    int rc = 0;
+
+    for (;;) {
+        char quote = 0;
+
+        while (*s == ' ' || *s == '\t') {
+            s++;
+        }
+        if (*s == '\0' || *s == '#') {
+            break;
+        }
+        strbuf_reset(&w);
+        for (; *s != '\0'; s++) {
+            if (*s == '\\' && (s[1] == '\'' || s[1] == '"' || s[1] == '\\' ||
+                               (quote == 0 && s[1] == ' '))) {
+                s++;
+                strbuf_addch(&w, *s);
+            } else if (quote == 0 && (*s == ' ' || *s == '\t')) {
+                break;
+            } else if (quote == 0 && (*s == '"' || *s == '\'')) {
+                quote = *s;
+            } else if (quote != 0 && *s == quote) {
+                quote = 0;
+            } else {
+                strbuf_addch(&w, *s);
+            }
+        }
+        if (quote != 0) {
+            rc = -1;
+            break;
+        }
+        strvec_push(out, w.buf != NULL ? w.buf : "");
+    }
+    strbuf_release(&w);
+    return rc;
+}
+
+int
+sshopts_apply_words(struct ssh_target *t,
+                    const char *key,
+                    const struct strvec *args,
+                    const char *rest,
+                    int from_config,
+                    struct strvec *warnings,
+                    struct strvec *notes,
+                    char **err)
+{
+    size_t klen = strlen(key);
+    enum okey k = lookup_key(key, klen);
+    const char *v = args->n > 0 ? args->v[0] : "";
+    const char *name = key;
+
+    *err = NULL;
+    for (size_t i = 0; i < ARRAY_SIZE(okeys); i++) {
+        if (okeys[i].key == k) {
+            name = okeys[i].name;
+            break;
+        }
+    }
+    switch (k) {
+    case K_UNKNOWN:
+    case K_IGNORE:
+        break;
+    case K_PROXYCOMMAND: /* the rest of the line, as written */
+        v = rest != NULL ? rest : "";
+        break;
+    case K_USERKNOWNHOSTSFILE:
+    case K_GLOBALKNOWNHOSTSFILE:
+        /* A list: crebuild (libssh) uses the first file. */
+        for (size_t i = 0; i < args->n; i++) {
+            if (args->v[i][0] == '\0' && args->n > 1) {
+                *err = xasprintf("ssh option %s: empty argument", name);
+                return CR_EUSAGE;
+            }
+            if (strcasecmp(args->v[i], "none") == 0 && args->n > 1) {
+                *err = xasprintf("ssh option %s: \"none\" must appear alone",
+                                 name);
+                return CR_EUSAGE;
+            }
+        }
+        break;
+    default:
+        if (args->n > 1) {
+            *err = xasprintf("ssh option %s: extra arguments at end of line",
+                             name);
+            return CR_EUSAGE;
+        }
+        break;
+    }
+    return apply_kv(t, key, klen, v, from_config, warnings, notes, err);
+}
+
+/* One "Key=Value" or "Key Value" (the argument of -o), read as ssh reads
+ * it: like a line of a config file (quotes, escapes, comments). */
 static int
 apply_o(struct ssh_target *t,
         const char *kv,
@@ -554,20 +767,40 @@ apply_o(struct ssh_target *t,
         struct strvec *notes,
         char **err)
 {
-    size_t klen = strcspn(kv, "= \t");
-    const char *v = kv + klen;
+    struct strvec words = STRVEC_INIT;
+    char *line = xstrdup(kv);
+    size_t n = strlen(line);
+    char *key = NULL;
+    char *rest = NULL;
+    size_t klen;
     int rc;
 
-    v += strspn(v, " \t");
-    if (*v == '=') {
-        v++;
-        v += strspn(v, " \t");
+    while (n > 0 && strchr(" \t\r\n", line[n - 1]) != NULL) {
+        line[--n] = '\0';
     }
-    rc = apply_kv(t, kv, klen, v, 0, warnings, notes, err);
-    if (rc != 0 && klen == 0) {
-        free(*err);
-        *err = xasprintf("ssh option -o '%s': missing value", kv);
+    key = line + strspn(line, " \t");
+    klen = strcspn(key, "= \t");
+    rest = key + klen;
+    rest += strspn(rest, " \t");
+    if (*rest == '=') {
+        rest++;
+        rest += strspn(rest, " \t");
     }
+    if (klen == 0) {
+        *err = xasprintf("ssh option -o '%s': missing name", kv);
+        rc = CR_EUSAGE;
+        goto out;
+    }
+    key[klen] = '\0'; /* rest starts after it */
+    if (sshopts_split_config(rest, &words) != 0) {
+        *err = xasprintf("ssh option %s: unterminated quote", key);
+        rc = CR_EUSAGE;
+        goto out;
+    }
+    rc = sshopts_apply_words(t, key, &words, rest, 0, warnings, notes, err);
+out:
+    strvec_clear(&words);
+    free(line);
     return rc;
 }
 
@@ -592,7 +825,7 @@ apply_flag(struct ssh_target *t,
 
     switch (f) {
     case 'p':
-        rc = parse_num("-p", arg, 1, 65535, &b, err);
+        rc = parse_port("-p", arg, &b, err);
         if (rc == 0 && t->port == 0) {
             t->port = b;
         }
@@ -603,8 +836,9 @@ apply_flag(struct ssh_target *t,
     case 'l':
         set_str(&t->user, arg);
         break;
-    case 'F':
-        set_str(&t->config, arg);
+    case 'F': /* the last one wins, as with ssh */
+        free(t->config);
+        t->config = xstrdup(arg);
         break;
     case 'P':
         set_str(&t->tag, arg);

@@ -20,6 +20,10 @@ void hash_ctx_update(struct hash_ctx *c, const void *buf, size_t n);
 void hash_ctx_final(struct hash_ctx *c, unsigned char out[HASH_SHA256_LEN]);
 void hash_ctx_free(struct hash_ctx *c);
 
+/* One-shot SHA-1 (ssh_config's %C token; not for Nix hashes). */
+#define HASH_SHA1_LEN 20
+void hash_sha1(const void *buf, size_t n, unsigned char out[HASH_SHA1_LEN]);
+
 /* One-shot SHA-256. */
 void hash_sha256(const void *buf, size_t n, unsigned char out[HASH_SHA256_LEN]);
 

@@ -12,5 +12,5 @@ exec cc -std=c11 -D_GNU_SOURCE -I"$repo/include" -O2 -g "$@" -o "$out" \
 	"$repo/tests/tools/sshrun.c" \
 	"$src/util.c" "$src/log.c" "$src/strbuf.c" "$src/strvec.c" "$src/shquote.c" \
 	"$src/sshopts.c" "$src/sshconfig.c" "$src/ssh.c" "$src/host_remote.c" \
-	"$src/host_local.c" "$src/proc.c" \
-	$(pkg-config --cflags --libs libssh)
+	"$src/host_local.c" "$src/proc.c" "$src/hash.c" \
+	$(pkg-config --cflags --libs libssh libcrypto)

@@ -208,6 +208,22 @@ test_sha256_stream(void **state)
     hash_ctx_free(NULL);
 }
 
+/* FIPS 180 test vectors. */
+static void
+test_sha1(void **state)
+{
+    unsigned char md[HASH_SHA1_LEN];
+    char hex[2 * HASH_SHA1_LEN + 1];
+
+    (void)state;
+    hash_sha1("abc", 3, md);
+    hash_to_hex(md, sizeof(md), hex);
+    assert_string_equal(hex, "a9993e364706816aba3e25717850c26c9cd0d89d");
+    hash_sha1("", 0, md);
+    hash_to_hex(md, sizeof(md), hex);
+    assert_string_equal(hex, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+}
+
 int
 main(void)
 {
@@ -218,6 +234,7 @@ main(void)
         cmocka_unit_test(test_nix32_sha1),
         cmocka_unit_test(test_base64_lengths),
         cmocka_unit_test(test_sha256_stream),
+        cmocka_unit_test(test_sha1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include "crebuild/strvec.h"
 #include "crebuild/util.h"
 
+#include <pwd.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,7 +30,13 @@ dump(const struct ssh_target *t)
     strbuf_addf(&sb, "jump=%s\n", t->proxy_jump ? t->proxy_jump : "-");
     strbuf_addf(&sb, "cmd=%s\n", t->proxy_command ? t->proxy_command : "-");
     strbuf_addf(&sb, "kh=%s\n", t->known_hosts ? t->known_hosts : "-");
+    strbuf_addf(
+        &sb, "gkh=%s\n", t->global_known_hosts ? t->global_known_hosts : "-");
+    strbuf_addf(&sb, "agent=%s\n", t->identity_agent ? t->identity_agent : "-");
     strbuf_addf(&sb, "timeout=%d\n", t->connect_timeout);
+    strbuf_addf(&sb, "alive=%d\n", t->alive_interval);
+    strbuf_addf(&sb, "count=%d\n", t->alive_count);
+    strbuf_addf(&sb, "pubkey=%d\n", t->pubkey_auth);
     strbuf_addf(&sb, "batch=%d\n", t->batch_mode);
     for (size_t i = 0; i < t->identities.n; i++) {
         strbuf_addf(&sb, "id=%s\n", t->identities.v[i]);
@@ -177,7 +184,17 @@ static const struct row rows[] = {
         {"user=q"}, NULL},
     {"web12.example.org", NULL, "Host web?.example.org\nUser q\n", NULL,
         {"user=-"}, NULL},
-    {"BOX", NULL, "Host box\nUser ci\n", NULL, {"user=ci"}, NULL},
+    /* Host patterns are case-sensitive (ssh -G BOX: user root), Match
+     * host is not. */
+    {"BOX", NULL, "Host box\nUser ci\n", NULL, {"user=-"}, NULL},
+    {"BOX", NULL, "Host BOX\nUser ci\n", NULL, {"user=ci"}, NULL},
+    {"web1.example.org", NULL, "Host *.EXAMPLE.org web?.example.ORG\n"
+        "User ex\n", NULL, {"user=-"}, NULL},
+    {"box", NULL, "Host !BOX *\nUser negcase\n", NULL, {"user=negcase"},
+        NULL},
+    {"BOX", NULL, "Match host box\nUser mh\n", NULL, {"user=mh"}, NULL},
+    {"box", NULL, "Match originalhost B?X\nUser moh\n", NULL,
+        {"user=moh"}, NULL},
     {"box", NULL, "Host a b box c\nUser multi\n", NULL, {"user=multi"}, NULL},
     {"box", NULL, "Host * !box\nUser neg\n", NULL, {"user=-"}, NULL},
     {"other", NULL, "Host * !box\nUser neg\n", NULL, {"user=neg"}, NULL},
@@ -294,6 +311,11 @@ static const struct row rows[] = {
     {"box", NULL, "Host box\nInclude top\nPort 5\n", NULL,
         {"user=topuser", "port=5"}, NULL},
     {"box", NULL, "Host other\nInclude inc1\n", NULL, {"user=-"}, NULL},
+    /* ...read for its checks only: its lines before any Host do not
+     * apply either, nor a Match in it. */
+    {"box", NULL, "Host other\nInclude top\n", NULL, {"user=-"}, NULL},
+    {"box", NULL, "Host other\nInclude loop\n",
+        "Include nested more than 16 deep", {NULL}, NULL},
     {"box", NULL, "Include loop\n", "Include nested more than 16 deep",
         {NULL}, NULL},
     {"box", NULL, "Include\n", "Include needs a file name", {NULL}, NULL},
@@ -309,9 +331,40 @@ static const struct row rows[] = {
     {"box", NULL, "=2\n", "missing keyword", {NULL}, NULL},
     {"box", NULL, "User \"unterminated\n", "unterminated quote", {NULL},
         NULL},
-    /* Quotes and escapes as OpenSSH's argv_split. */
-    {"box", NULL, "UserKnownHostsFile '/a b'\n", NULL, {"kh=/a"}, NULL},
-    {"box", NULL, "UserKnownHostsFile /a\\ b\n", NULL, {"kh=/a"}, NULL},
+    /* Quotes and escapes as OpenSSH's argv_split; a file list: the
+     * first file (ssh -G: userknownhostsfile /a b /c). */
+    {"box", NULL, "UserKnownHostsFile '/a b' /c\n", NULL, {"kh=/a b"},
+        NULL},
+    {"box", NULL, "UserKnownHostsFile /a\\ b\n", NULL, {"kh=/a b"}, NULL},
+    {"box", NULL, "UserKnownHostsFile none /c\n",
+        "\"none\" must appear alone", {NULL}, NULL},
+    {"box", NULL, "GlobalKnownHostsFile /g1 /g2\n", NULL, {"gkh=/g1"},
+        NULL},
+    /* One value: more is an error (ssh: extra arguments at end of
+     * line); quoted, a blank is part of it. */
+    {"box", NULL, "User bob smith\n", "line 1: ssh option User: extra "
+        "arguments", {NULL}, NULL},
+    {"box", NULL, "User \"bob smith\"\n", NULL, {"user=bob smith"}, NULL},
+    {"box", NULL, "IdentityFile /a /b\n", "extra arguments", {NULL}, NULL},
+    {"box", NULL, "Host other\nUser bob smith\n", NULL, {"user=-"}, NULL},
+    /* Times as ssh's convtime, ports by service name, PubkeyAuthentication
+     * unbound / host-bound (OpenSSH 9). */
+    {"box", NULL, "ConnectTimeout 1m\nServerAliveInterval 30s\n", NULL,
+        {"timeout=60", "alive=30"}, NULL},
+    {"box", NULL, "ConnectTimeout 1h30m\nServerAliveCountMax 99\n", NULL,
+        {"timeout=5400", "count=99"}, NULL},
+    {"box", NULL, "ConnectTimeout 10x\n",
+        "ssh option ConnectTimeout: invalid time value '10x'", {NULL}, NULL},
+    {"box", NULL, "ConnectTimeout none\nConnectTimeout 7\n", NULL,
+        {"timeout=7"}, NULL},
+    {"box", NULL, "PubkeyAuthentication unbound\n", NULL, {"pubkey=1"},
+        NULL},
+    {"box", NULL, "PubkeyAuthentication Host-Bound\n", NULL, {"pubkey=1"},
+        NULL},
+    {"box", NULL, "PubkeyAuthentication bound\n", "expected yes or no",
+        {NULL}, NULL},
+    {"box", NULL, "Port 022\n", NULL, {"port=22"}, NULL},
+    {"box", NULL, "Port 0\n", "invalid port '0'", {NULL}, NULL},
     {"box", NULL, "User a\\\"b\n", NULL, {"user=a\"b"}, NULL},
     /* A NUL byte ends its line. */
     {"box", NULL, "Port 7\0garbage\nUser n\n", NULL, {"port=7", "user=n"},
@@ -410,7 +463,10 @@ test_patterns(void **state)
     assert_false(sshconfig_match_pattern("abbc", "a?c"));
     assert_true(sshconfig_match_pattern("10.0.0.1", "10.0.0.*"));
     assert_false(sshconfig_match_pattern("10.0.0.1", "10.0.1.*"));
-    assert_true(sshconfig_match_pattern("BoX", "bOx"));
+    /* Case-sensitive, as ssh's match_pattern. */
+    assert_false(sshconfig_match_pattern("BoX", "bOx"));
+    assert_false(sshconfig_match_pattern("BOX", "b*"));
+    assert_true(sshconfig_match_pattern("BoX", "B?X"));
     assert_true(sshconfig_match_pattern("aaaa", "**a*a**"));
     assert_false(sshconfig_match_pattern("aaaa", "a*b"));
     /* A long pathological pattern ends quickly. */
@@ -518,14 +574,21 @@ test_files(void **state)
     p = xasprintf("%s/conf.d", dir);
     assert_int_equal(mkdir(p, 0700), 0);
     free(p);
-#define WRITE(name, text)                  \
-    do {                                   \
-        p = xasprintf("%s/%s", dir, name); \
-        f = fopen(p, "w");                 \
-        assert_non_null(f);                \
-        fputs(text, f);                    \
-        fclose(f);                         \
-        free(p);                           \
+#define WRITE(name, text)                    \
+    do {                                     \
+        p = xasprintf("%s/%s", dir, name);   \
+        f = fopen(p, "w");                   \
+        assert_non_null(f);                  \
+        fputs(text, f);                      \
+        fclose(f);                           \
+        assert_int_equal(chmod(p, 0644), 0); \
+        free(p);                             \
+    } while (0)
+#define CHMOD(name, mode)                    \
+    do {                                     \
+        p = xasprintf("%s/%s", dir, name);   \
+        assert_int_equal(chmod(p, mode), 0); \
+        free(p);                             \
     } while (0)
     WRITE("conf.d/10-a.conf", "Host box\n  Port 2010\n");
     WRITE("conf.d/20-b.conf", "Port 2020\nUser globbed\n");
@@ -582,6 +645,67 @@ test_files(void **state)
     free(err);
     err = NULL;
     ssh_target_release(&t);
+
+    /* Owner and mode, as ssh: an included file that group or others may
+     * write is refused ("Bad owner or permissions", one line), also from
+     * a block that does not apply; the -F file itself is not checked. */
+    WRITE("loose", "User loose\n");
+    {
+        char *text = xasprintf("Include %s/loose\n", dir);
+
+        WRITE("perm1", text);
+        free(text);
+        text = xasprintf("Host other\nInclude %s/loose\n", dir);
+        WRITE("perm2", text);
+        free(text);
+    }
+    {
+        static const struct {
+            const char *file;
+            mode_t loose, main;
+            const char *user; /* NULL: refused */
+        } perms[] = {
+            {"perm1", 0644, 0644, "loose"},
+            {"perm1", 0600, 0600, "loose"},
+            {"perm1", 0666, 0644, NULL},
+            /* group-writable, but the group is the user's own (the
+             * file's group is the user's primary group, with no other
+             * member: root's here): accepted, as Debian's ssh does */
+            {"perm1", 0664, 0644, "loose"},
+            {"perm1", 0646, 0644, NULL},
+            {"perm1", 0644, 0666, "loose"},
+            {"perm2", 0666, 0644, NULL},
+            {"perm2", 0644, 0644, "-"},
+        };
+
+        for (size_t i = 0; i < ARRAY_SIZE(perms); i++) {
+            char *want = xasprintf("Bad owner or permissions on %s/loose", dir);
+            char *opt = xasprintf("-F %s/%s", dir, perms[i].file);
+
+            CHMOD("loose", perms[i].loose);
+            CHMOD(perms[i].file, perms[i].main);
+            ssh_target_init(&t);
+            assert_int_equal(
+                sshopts_target(&t, "box", opt, &warn, &notes, &err), 0);
+            if (perms[i].user == NULL) {
+                assert_int_equal(sshconfig_load(&t, &warn, &notes, &err),
+                                 CR_EUSAGE);
+                if (strstr(err, want) == NULL) {
+                    fail_msg("perms row %zu: got '%s'", i, err);
+                }
+                assert_null(strchr(err, '\n'));
+                free(err);
+                err = NULL;
+            } else {
+                assert_int_equal(sshconfig_load(&t, &warn, &notes, &err), 0);
+                assert_string_equal(t.user != NULL ? t.user : "-",
+                                    perms[i].user);
+            }
+            ssh_target_release(&t);
+            free(want);
+            free(opt);
+        }
+    }
     assert_int_equal(warn.n, 0);
     strvec_clear(&warn);
     strvec_clear(&notes);
@@ -590,7 +714,10 @@ test_files(void **state)
         static const char *const names[] = {"conf.d/10-a.conf",
                                             "conf.d/20-b.conf",
                                             "conf.d/ignored.txt",
-                                            "main"};
+                                            "main",
+                                            "loose",
+                                            "perm1",
+                                            "perm2"};
 
         for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
             p = xasprintf("%s/%s", dir, names[i]);
@@ -603,6 +730,7 @@ test_files(void **state)
         (void)rmdir(dir);
     }
 #undef WRITE
+#undef CHMOD
 }
 
 /* Match exec: its tokens, and it runs only when the criteria before it
@@ -814,6 +942,392 @@ test_exec_shell(void **state)
     assert_null(err);
 }
 
+/* Match final through sshconfig_load: in the second reading Host lines
+ * are matched against the final host name (HostName, %h expanded,
+ * lower-cased unless an address), HostName lines do nothing.  Each row
+ * was checked with ssh -G -F FILE HOST (OpenSSH 9.2). */
+static void
+test_final_host(void **state)
+{
+    static const struct {
+        const char *host, *text, *user, *hostname;
+        int port;
+    } cases[] = {
+        {"alias",
+         "Host alias\n HostName real.example\nMatch final\n Port 2222\n"
+         "Host real.example\n User bob\n",
+         "bob",
+         "real.example",
+         2222},
+        {"alias",
+         "Host alias\n HostName REAL.Example\nMatch final\n"
+         "Host real.example\n User bob\nHost REAL.Example\n User upper\n",
+         "bob",
+         "REAL.Example",
+         0},
+        {"ALIAS", "Match final\nHost alias\n User bob\n", "bob", NULL, 0},
+        {"ALIAS",
+         "Match final\n HostName foo.example\n User fu\n",
+         "fu",
+         NULL,
+         0},
+        {"alias",
+         "Host alias\n HostName %h.Example.org\nMatch final\n"
+         "Host alias.example.org\n User pct\n",
+         "pct",
+         "alias.Example.org",
+         0},
+        {"alias",
+         "Host alias\n HostName Real.example\nMatch final host real.example\n"
+         " User mhf\n",
+         "mhf",
+         "Real.example",
+         0},
+        {"alias",
+         "Host alias\n HostName FE80::A\nMatch final\nHost FE80::A\n User v6\n",
+         "v6",
+         "FE80::A",
+         0},
+        /* No Match final: one reading, Host sees the alias only. */
+        {"alias",
+         "Host alias\n HostName real.example\nHost real.example\n User bob\n",
+         NULL,
+         "real.example",
+         0},
+    };
+    char path[] = "/tmp/test_sshconfig_fh.XXXXXX";
+    int fd;
+
+    (void)state;
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct ssh_target t;
+        struct strvec warn = STRVEC_INIT, notes = STRVEC_INIT;
+        char *err = NULL;
+
+        write_test_file(path, cases[i].text, 0600);
+        ssh_target_init(&t);
+        assert_int_equal(
+            sshopts_target(&t, cases[i].host, NULL, &warn, &notes, &err), 0);
+        t.config = xstrdup(path);
+        if (sshconfig_load(&t, &warn, &notes, &err) != 0) {
+            fail_msg("case %zu: %s", i, err);
+        }
+        if (strcmp(t.user != NULL ? t.user : "-",
+                   cases[i].user != NULL ? cases[i].user : "-") != 0 ||
+            strcmp(t.hostname != NULL ? t.hostname : "-",
+                   cases[i].hostname != NULL ? cases[i].hostname : "-") != 0 ||
+            t.port != cases[i].port) {
+            fail_msg("case %zu: user %s hostname %s port %d",
+                     i,
+                     t.user != NULL ? t.user : "-",
+                     t.hostname != NULL ? t.hostname : "-",
+                     t.port);
+        }
+        ssh_target_release(&t);
+        strvec_clear(&warn);
+        strvec_clear(&notes);
+    }
+    unlink(path);
+}
+
+/* The owner and mode rule for user config files (OpenSSH's). */
+static void
+test_file_secure(void **state)
+{
+    static const struct {
+        unsigned owner, mode, uid;
+        int private_group, ok;
+    } cases[] = {
+        {1000, 0100644, 1000, 0, 1},
+        {1000, 0100600, 1000, 0, 1},
+        {0, 0100644, 1000, 0, 1},
+        {0, 0100644, 0, 0, 1},
+        {1000, 0104755, 1000, 0, 1},
+        {1000, 0100444, 1000, 0, 1},
+        {1001, 0100644, 1000, 0, 0},
+        {1000, 0100644, 0, 0, 0},
+        {1000, 0100664, 1000, 0, 0},
+        {1000, 0100646, 1000, 0, 0},
+        {1000, 0100666, 1000, 0, 0},
+        {0, 0100666, 0, 0, 0},
+        {0, 0100620, 1000, 0, 0},
+        /* the user's private group (Debian, Ubuntu: umask 002) */
+        {1000, 0100664, 1000, 1, 1},
+        {1000, 0100666, 1000, 1, 0},
+        {1001, 0100664, 1000, 1, 0},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        int got = sshconfig_file_secure(cases[i].owner,
+                                        cases[i].mode,
+                                        cases[i].uid,
+                                        cases[i].private_group);
+
+        if (got != cases[i].ok) {
+            fail_msg("owner %u mode %o uid %u: %d",
+                     cases[i].owner,
+                     cases[i].mode,
+                     cases[i].uid,
+                     got);
+        }
+    }
+}
+
+/* Paths expanded as ssh does (ssh -G shows UserKnownHostsFile and
+ * IdentityAgent expanded the same way; IdentityFile is expanded when the
+ * keys are loaded): ~ from the passwd home (here cfg->home), the %-tokens,
+ * ${VAR}; GlobalKnownHostsFile ~ only. */
+static void
+test_expand_paths(void **state)
+{
+    static const struct row cases[] = {
+        {"bob@Alias",
+         "-p 2200 -o HostName=Real.Example.org",
+         "IdentityFile %d/k_%u_%h_%r_%p_%n_%l_%L_%i_%k_%%\n"
+         "IdentityFile /c/%C\n",
+         NULL,
+         {"id=/home/u/k_alice_real.example.org_bob_2200_Alias_"
+          "deployer.example.org_deployer_1000_Alias_%",
+          "id=/c/bdedc1b611c14c36d407e05cba86f525daa89cc6"},
+         NULL},
+        {"box",
+         NULL,
+         "UserKnownHostsFile /c/%C\n",
+         NULL,
+         {"kh=/c/9bca4c6beaeed66882b2e78daf6574919b04bee6"},
+         NULL},
+        {"box",
+         NULL,
+         "IdentityFile ~/.ssh/id\nIdentityFile ~\nIdentityFile ~//x\n"
+         "IdentityFile rel/%r\n",
+         NULL,
+         {"id=/home/u/.ssh/id",
+          "id=/home/u/",
+          "id=/home/u/x",
+          "id=rel/alice",
+          "ids=4"},
+         NULL},
+        {"box",
+         "-i %h_key -i ~/cli",
+         "",
+         NULL,
+         {"id=box_key", "id=/home/u/cli"},
+         NULL},
+        {"box",
+         NULL,
+         "UserKnownHostsFile ~/kh_%h_%p\n"
+         "GlobalKnownHostsFile ~/g_%h\n",
+         NULL,
+         {"kh=/home/u/kh_box_22", "gkh=/home/u/g_%h"},
+         NULL},
+        /* none: no file, and then an unknown key is refused. */
+        {"box",
+         NULL,
+         "UserKnownHostsFile none\nGlobalKnownHostsFile none\n",
+         NULL,
+         {"kh=none", "gkh=none", "strict=2"},
+         NULL},
+        {"box",
+         "-o StrictHostKeyChecking=accept-new",
+         "UserKnownHostsFile NONE\n",
+         NULL,
+         {"kh=NONE", "strict=2"},
+         NULL},
+        {"box",
+         "-o StrictHostKeyChecking=accept-new",
+         "UserKnownHostsFile /dev/null\n",
+         NULL,
+         {"kh=/dev/null", "strict=3"},
+         NULL},
+        {"box",
+         NULL,
+         "IdentityFile ${CR_TEST_DIR}/k\nUserKnownHostsFile "
+         "${CR_TEST_DIR}/kh\n",
+         NULL,
+         {"id=/env/dir/k", "kh=/env/dir/kh"},
+         NULL},
+        {"box",
+         NULL,
+         "IdentityFile ${CR_TEST_TILDE}/k\nIdentityFile $HOME/k\n",
+         NULL,
+         {"id=./~/k", "id=$HOME/k"},
+         NULL},
+        {"box",
+         NULL,
+         "IdentityFile pkcs11:object=a%20b\n",
+         NULL,
+         {"id=pkcs11:object=a%20b"},
+         NULL},
+        /* IdentityAgent: SSH_AUTH_SOCK is the environment's, $VAR that
+         * variable's value (none when unset). */
+        {"box",
+         NULL,
+         "IdentityAgent ~/agent_%u\n",
+         NULL,
+         {"agent=/home/u/agent_alice"},
+         NULL},
+        {"box", NULL, "IdentityAgent SSH_AUTH_SOCK\n", NULL, {"agent=-"}, NULL},
+        {"box",
+         NULL,
+         "IdentityAgent $CR_TEST_DIR\n",
+         NULL,
+         {"agent=/env/dir"},
+         NULL},
+        {"box",
+         NULL,
+         "IdentityAgent $CR_TEST_UNSET\n",
+         NULL,
+         {"agent=none"},
+         NULL},
+        {"box", NULL, "IdentityAgent none\n", NULL, {"agent=none"}, NULL},
+        /* Errors (ssh exits before connecting). */
+        {"box",
+         NULL,
+         "IdentityFile /k/%q\n",
+         "IdentityFile '/k/%q': unknown token '%q'",
+         {NULL},
+         NULL},
+        {"box", NULL, "IdentityFile /k/%\n", "'%' at the end", {NULL}, NULL},
+        {"box",
+         NULL,
+         "UserKnownHostsFile ${CR_TEST_UNSET}/kh\n",
+         "UserKnownHostsFile '${CR_TEST_UNSET}/kh': environment variable "
+         "'CR_TEST_UNSET' is not set",
+         {NULL},
+         NULL},
+        {"box",
+         NULL,
+         "IdentityFile ${CR_TEST_DIR\n",
+         "without a closing",
+         {NULL},
+         NULL},
+        {"box", NULL, "IdentityFile /k/${}\n", "empty '${}'", {NULL}, NULL},
+        {"box",
+         NULL,
+         "IdentityFile ~cr-no-such-user/k\n",
+         "no such user",
+         {NULL},
+         NULL},
+        {"box",
+         NULL,
+         "IdentityAgent ${CR_TEST_UNSET}\n",
+         "is not set",
+         {NULL},
+         NULL},
+        {"box",
+         NULL,
+         "IdentityAgent $bad-name\n",
+         "invalid environment variable name",
+         {NULL},
+         NULL},
+    };
+
+    (void)state;
+    assert_int_equal(setenv("CR_TEST_DIR", "/env/dir", 1), 0);
+    assert_int_equal(setenv("CR_TEST_TILDE", "~", 1), 0);
+    assert_int_equal(unsetenv("CR_TEST_UNSET"), 0);
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        const struct row *r = &cases[i];
+        struct ssh_target t;
+        struct strvec warn = STRVEC_INIT, notes = STRVEC_INIT;
+        struct sshconfig cfg;
+        char *err = NULL;
+        int rc;
+
+        ssh_target_init(&t);
+        assert_int_equal(
+            sshopts_target(&t, r->host, r->opts, &warn, &notes, &err), 0);
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.t = &t;
+        cfg.host = t.host;
+        cfg.warnings = &warn;
+        cfg.notes = &notes;
+        set_local(&cfg);
+        rc = sshconfig_parse(&cfg, r->text, strlen(r->text), "config", 0, &err);
+        if (rc != 0) {
+            fail_msg("case %zu: parse error '%s'", i, err);
+        }
+        rc = sshconfig_expand_paths(&cfg, &err);
+        if (r->err != NULL) {
+            if (rc != CR_EUSAGE || err == NULL || strstr(err, r->err) == NULL) {
+                fail_msg("case %zu '%s': expected error '%s', got %d '%s'",
+                         i,
+                         r->text,
+                         r->err,
+                         rc,
+                         err ? err : "(none)");
+            }
+            assert_null(strchr(err, '\n'));
+        } else {
+            char *d = dump(&t);
+            char *what = xasprintf("case %zu '%s'", i, r->text);
+
+            if (rc != 0) {
+                fail_msg("%s: unexpected error '%s'", what, err);
+            }
+            expect_lines(what, d, r->expect);
+            free(d);
+            free(what);
+        }
+        free(err);
+        strvec_clear(&warn);
+        strvec_clear(&notes);
+        ssh_target_release(&t);
+    }
+    unsetenv("CR_TEST_DIR");
+    unsetenv("CR_TEST_TILDE");
+}
+
+/* sshconfig_load: ~ is the passwd entry's home directory, not $HOME (as
+ * ssh); the paths reach the target expanded. */
+static void
+test_load_home(void **state)
+{
+    struct passwd *pw = getpwuid(getuid());
+    const char *old = getenv("HOME");
+    char *saved = old != NULL ? xstrdup(old) : NULL;
+    struct ssh_target t;
+    struct strvec warn = STRVEC_INIT, notes = STRVEC_INIT;
+    char *err = NULL;
+    char *want = NULL;
+
+    (void)state;
+    if (pw == NULL || pw->pw_dir == NULL || pw->pw_dir[0] == '\0') {
+        free(saved);
+        skip();
+    }
+    want = xasprintf("%s%sk_%s",
+                     pw->pw_dir,
+                     pw->pw_dir[strlen(pw->pw_dir) - 1] == '/' ? "" : "/",
+                     pw->pw_name);
+    assert_int_equal(setenv("HOME", "/cr-not-the-home", 1), 0);
+    ssh_target_init(&t);
+    assert_int_equal(sshopts_target(&t,
+                                    "box",
+                                    "-F none -i ~/k_%u -o IdentityAgent=none",
+                                    &warn,
+                                    &notes,
+                                    &err),
+                     0);
+    assert_int_equal(sshconfig_load(&t, &warn, &notes, &err), 0);
+    assert_int_equal(t.identities.n, 1);
+    assert_string_equal(t.identities.v[0], want);
+    ssh_target_release(&t);
+    if (saved != NULL) {
+        setenv("HOME", saved, 1);
+    } else {
+        unsetenv("HOME");
+    }
+    free(saved);
+    free(want);
+    strvec_clear(&warn);
+    strvec_clear(&notes);
+}
+
 int
 main(void)
 {
@@ -826,6 +1340,10 @@ main(void)
         cmocka_unit_test(test_final),
         cmocka_unit_test(test_exec),
         cmocka_unit_test(test_exec_shell),
+        cmocka_unit_test(test_final_host),
+        cmocka_unit_test(test_file_secure),
+        cmocka_unit_test(test_expand_paths),
+        cmocka_unit_test(test_load_home),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,6 +8,8 @@
 #include "crebuild/strvec.h"
 #include "crebuild/util.h"
 
+#include <netdb.h>
+
 #define MAX_EXPECT 10
 
 /* Every set field of t as "key=value" lines. */
@@ -312,7 +314,90 @@ static const struct opts_row opts_rows[] = {
      "-o ServerAliveCountMax=2", "box", NULL,
         {"connect_timeout=5", "alive_interval=10", "alive_count=2"}, "",
         NULL},
-    {"-o ConnectTimeout=soon", "box", "invalid number", {NULL}, NULL, NULL},
+    {"-o ConnectTimeout=soon", "box", "invalid time value", {NULL}, NULL,
+        NULL},
+    /* Times as OpenSSH's convtime (ssh -G -o ConnectTimeout=...): s m h d
+     * w in either case, added up; up to 2^31-1 (held at
+     * SSHOPTS_TIME_MAX); none is unset, so a later value applies. */
+    {"-o ConnectTimeout=1m -o ServerAliveInterval=30s", "box", NULL,
+        {"connect_timeout=60", "alive_interval=30"}, "", NULL},
+    {"-o ConnectTimeout=1h30m", "box", NULL, {"connect_timeout=5400"}, "",
+        NULL},
+    {"-o ConnectTimeout=1H", "box", NULL, {"connect_timeout=3600"}, "",
+        NULL},
+    {"-o ConnectTimeout=1w1d", "box", NULL, {"connect_timeout=691200"}, "",
+        NULL},
+    {"-o ConnectTimeout=5m5", "box", NULL, {"connect_timeout=305"}, "",
+        NULL},
+    {"-o ConnectTimeout=+5", "box", NULL, {"connect_timeout=5"}, "", NULL},
+    {"-o ServerAliveInterval=86401", "box", NULL, {"alive_interval=86401"},
+        "", NULL},
+    {"-o ConnectTimeout=2147483647", "box", NULL,
+        {"connect_timeout=2147483"}, "", NULL},
+    {"-o ConnectTimeout=none -o ConnectTimeout=7", "box", NULL,
+        {"connect_timeout=7"}, "", NULL},
+    {"-o ConnectTimeout=2147483648", "box", "invalid time value", {NULL},
+        NULL, NULL},
+    {"-o ConnectTimeout=24856d", "box", "invalid time value", {NULL}, NULL,
+        NULL},
+    {"-o ConnectTimeout=10x", "box", "invalid time value", {NULL}, NULL,
+        NULL},
+    {"-o ConnectTimeout=1.5", "box", "invalid time value", {NULL}, NULL,
+        NULL},
+    {"-o ConnectTimeout=-1", "box", "invalid time value", {NULL}, NULL,
+        NULL},
+    {"-o ConnectTimeout=1mm", "box", "invalid time value", {NULL}, NULL,
+        NULL},
+    {"-o ServerAliveInterval=", "box", "missing value", {NULL}, NULL, NULL},
+    {"-o ServerAliveCountMax=+3", "box", NULL, {"alive_count=3"}, "", NULL},
+    {"-o ServerAliveCountMax=99999", "box", NULL, {"alive_count=1000"}, "",
+        NULL},
+    {"-o ServerAliveCountMax=2147483648", "box", "invalid number", {NULL},
+        NULL, NULL},
+    {"-o ServerAliveCountMax=-1", "box", "invalid number", {NULL}, NULL,
+        NULL},
+    /* Ports: decimal (strtonum) or a service name (see test_services). */
+    {"-o Port=022", "box", NULL, {"port=22"}, "", NULL},
+    {"-o Port=+2200", "box", NULL, {"port=2200"}, "", NULL},
+    {"-o Port=0x16", "box", "invalid port '0x16'", {NULL}, NULL, NULL},
+    {"-o Port=cr-no-such-service", "box", "invalid port", {NULL}, NULL,
+        NULL},
+    /* PubkeyAuthentication: OpenSSH 9's unbound and host-bound are yes. */
+    {"-o PubkeyAuthentication=unbound", "box", NULL, {"pubkey=1"}, "", NULL},
+    {"-o PubkeyAuthentication=HOST-BOUND", "box", NULL, {"pubkey=1"}, "",
+        NULL},
+    {"-o PubkeyAuthentication=maybe", "box", "expected yes or no", {NULL},
+        NULL, NULL},
+    {"-o BatchMode=unbound", "box", "expected yes or no", {NULL}, NULL,
+        NULL},
+    /* -F: the last one wins (ssh -G -F a -F b reads b). */
+    {"-F /a -F /b", "box", NULL, {"config=/b"}, "", NULL},
+    {"-F /a -F none", "box", NULL, {"config=none"}, "", NULL},
+    /* -o is read like a config line: quotes and escapes go, a comment
+     * ends it, one value only (ssh -G -o 'User "bob"': user bob). */
+    {"-o 'User \"bob\"' -o 'IdentityFile \"/tmp/my key\"'", "box", NULL,
+        {"user=bob", "identity=/tmp/my key"}, "", NULL},
+    {"-o 'User=\"bob\"'", "box", NULL, {"user=bob"}, "", NULL},
+    {"-o \"User 'bo\\\"b'\"", "box", NULL, {"user=bo\"b"}, "", NULL},
+    {"-o 'User \"bob smith\"'", "box", NULL, {"user=bob smith"}, "", NULL},
+    {"-o 'User bob # comment'", "box", NULL, {"user=bob"}, "", NULL},
+    {"-o 'User=bob smith'", "box", "ssh option User: extra arguments",
+        {NULL}, NULL, NULL},
+    {"-o 'IdentityFile /a /b'", "box", "extra arguments", {NULL}, NULL,
+        NULL},
+    {"-o 'User \"unterminated'", "box", "unterminated quote", {NULL}, NULL,
+        NULL},
+    {"-o 'User \"\"'", "box", "missing value", {NULL}, NULL, NULL},
+    {"-o 'User # x'", "box", "missing value", {NULL}, NULL, NULL},
+    {"-o 'Port \"2200\"'", "box", NULL, {"port=2200"}, "", NULL},
+    {"-o 'ProxyCommand \"nc\" %h %p'", "box", NULL,
+        {"proxy_command=\"nc\" %h %p"}, "", NULL},
+    {"-o 'UserKnownHostsFile \"/a b\" /c'", "box", NULL,
+        {"known_hosts=/a b"}, "", NULL},
+    {"-o 'UserKnownHostsFile none /c'", "box", "must appear alone", {NULL},
+        NULL, NULL},
+    {"-o ' User=x'", "box", NULL, {"user=x"}, "", NULL},
+    {"-o =x", "box", "missing name", {NULL}, NULL, NULL},
     {"-o Ciphers=aes256-ctr -o HostKeyAlgorithms=ssh-ed25519 "
      "-o KexAlgorithms=curve25519-sha256 -m hmac-sha2-256", "box", NULL,
         {"ciphers=aes256-ctr", "hostkey_algorithms=ssh-ed25519",
@@ -346,8 +431,8 @@ static const struct opts_row opts_rows[] = {
     /* Errors. */
     {"-p", "box", "requires an argument", {NULL}, NULL, NULL},
     {"-o", "box", "requires an argument", {NULL}, NULL, NULL},
-    {"-p 0", "box", "invalid number", {NULL}, NULL, NULL},
-    {"-p 70000", "box", "invalid number", {NULL}, NULL, NULL},
+    {"-p 0", "box", "invalid port '0'", {NULL}, NULL, NULL},
+    {"-p 70000", "box", "invalid port", {NULL}, NULL, NULL},
     {"-o Port=", "box", "missing value", {NULL}, NULL, NULL},
     {"-o 'ProxyCommand=x", "box", "no closing quotation", {NULL}, NULL, NULL},
     {"-p 22", "-oProxyCommand=x", "must not start with '-'", {NULL}, NULL,
@@ -593,6 +678,135 @@ test_expand_and_copy(void **state)
     strvec_clear(&notes);
 }
 
+/* Port by service name, as OpenSSH's a2port (getservbyname "tcp"):
+ * ssh -G -o Port=ssh gives 22, -p ssh too; names are case-sensitive.
+ * Skipped where there is no services database (a build sandbox). */
+static void
+test_services(void **state)
+{
+    static const struct {
+        const char *opts;
+        int port; /* 0: an error */
+    } cases[] = {
+        {"-o Port=ssh", 22},
+        {"-p ssh", 22},
+        {"-o 'Port \"ssh\"'", 22},
+        {"-o Port=SSH", 0},
+    };
+    struct servent se, *res = NULL;
+    char buf[4096];
+
+    (void)state;
+    if (getservbyname_r("ssh", "tcp", &se, buf, sizeof(buf), &res) != 0 ||
+        res == NULL) {
+        skip();
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct ssh_target t;
+        struct strvec warn = STRVEC_INIT, notes = STRVEC_INIT;
+        char *err = NULL;
+        int rc;
+
+        ssh_target_init(&t);
+        rc = sshopts_target(&t, "box", cases[i].opts, &warn, &notes, &err);
+        if (cases[i].port != 0 ? rc != 0 || t.port != cases[i].port
+                               : rc != CR_EUSAGE) {
+            fail_msg("'%s': rc %d port %d '%s'",
+                     cases[i].opts,
+                     rc,
+                     t.port,
+                     err ? err : "");
+        }
+        free(err);
+        strvec_clear(&warn);
+        strvec_clear(&notes);
+        ssh_target_release(&t);
+    }
+}
+
+/* OpenSSH's convtime, directly. */
+static void
+test_convtime(void **state)
+{
+    static const struct {
+        const char *in;
+        int want;
+    } cases[] = {
+        {"0", 0},
+        {"90", 90},
+        {"1m30s", 90},
+        {"1M30S", 90},
+        {"2d", 172800},
+        {"1w", 604800},
+        {"1h1h", 7200},
+        {"-0", 0},
+        {"2147483647", 2147483647},
+        {"2147483647s", 2147483647},
+        {"35791394m", 2147483640},
+        {"35791395m", -1},
+        {"2147483647s1", -1},
+        {"99999999999", -1},
+        {"", -1},
+        {"m", -1},
+        {"1y", -1},
+        {"1 m", -1},
+        {"-1s", -1},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        int got = sshopts_convtime(cases[i].in);
+
+        if (got != cases[i].want) {
+            fail_msg("convtime('%s') = %d, want %d",
+                     cases[i].in,
+                     got,
+                     cases[i].want);
+        }
+    }
+    assert_int_equal(sshopts_convtime(NULL), -1);
+}
+
+/* sshopts_split_config: OpenSSH's argv_split. */
+static void
+test_split_config(void **state)
+{
+    static const struct {
+        const char *in;
+        int rc;
+        const char *joined; /* words joined with '|' */
+    } cases[] = {
+        {"a b\tc", 0, "a|b|c"},
+        {"\"a b\" 'c d'", 0, "a b|c d"},
+        {"a\\ b", 0, "a b"},
+        {"\"a\\\"b\"", 0, "a\"b"},
+        {"x # y", 0, "x"},
+        {"x#y", 0, "x#y"},
+        {"\"\"", 0, ""},
+        {"\"open", -1, NULL},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct strvec v = STRVEC_INIT;
+        int rc = sshopts_split_config(cases[i].in, &v);
+
+        assert_int_equal(rc, cases[i].rc);
+        if (rc == 0) {
+            char *j = strvec_join(&v, "|");
+
+            if (strcmp(j, cases[i].joined) != 0) {
+                fail_msg("split '%s': '%s', want '%s'",
+                         cases[i].in,
+                         j,
+                         cases[i].joined);
+            }
+            free(j);
+        }
+        strvec_clear(&v);
+    }
+}
+
 int
 main(void)
 {
@@ -603,6 +817,9 @@ main(void)
         cmocka_unit_test(test_defaults_and_name),
         cmocka_unit_test(test_jump_table),
         cmocka_unit_test(test_expand_and_copy),
+        cmocka_unit_test(test_services),
+        cmocka_unit_test(test_convtime),
+        cmocka_unit_test(test_split_config),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
