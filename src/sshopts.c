@@ -479,6 +479,25 @@ parse_strict(const char *v, enum ssh_strict *out, char **err)
     return 0;
 }
 
+/* An option crebuild does not implement that changes which host key is
+ * trusted (an alias to look keys up under, revoked keys, keys from a
+ * command or DNS). */
+static int
+host_key_option(const char *k, size_t klen)
+{
+    static const char *const names[] = {"HostKeyAlias",
+                                        "KnownHostsCommand",
+                                        "RevokedHostKeys",
+                                        "VerifyHostKeyDNS"};
+
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        if (strlen(names[i]) == klen && strncasecmp(k, names[i], klen) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* One option (see sshopts_apply_option); key is klen bytes. */
 static int
 apply_kv(struct ssh_target *t,
@@ -511,7 +530,10 @@ apply_kv(struct ssh_target *t,
     }
     switch (key) {
     case K_UNKNOWN:
-        strvec_pushf(from_config ? notes : warnings,
+        /* Options that change which host key is trusted are worth a
+         * warning even from a config file. */
+        strvec_pushf(from_config && !host_key_option(kv, klen) ? notes
+                                                               : warnings,
                      "ignoring ssh option '%.*s' (not supported by crebuild)",
                      (int)klen,
                      kv);

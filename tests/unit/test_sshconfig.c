@@ -382,6 +382,46 @@ row_len(const struct row *r)
     return strlen(r->text);
 }
 
+/* Keywords crebuild does not implement are debug notes, except those
+ * that change which host key is trusted: they warn. */
+static void
+test_host_key_options_warn(void **state)
+{
+    static const char text[] = "HostKeyAlias other\n"
+                               "RevokedHostKeys /etc/ssh/revoked\n"
+                               "GSSAPIAuthentication yes\n";
+    struct ssh_target t;
+    struct strvec warn = STRVEC_INIT, notes = STRVEC_INIT;
+    struct sshconfig cfg;
+    char *err = NULL, *w, *n;
+
+    (void)state;
+    ssh_target_init(&t);
+    assert_int_equal(sshopts_target(&t, "box", NULL, &warn, &notes, &err), 0);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.t = &t;
+    cfg.host = t.host;
+    cfg.home = "/home/u";
+    cfg.dir = "/home/u/.ssh";
+    cfg.include = mem_include;
+    cfg.warnings = &warn;
+    cfg.notes = &notes;
+    set_local(&cfg);
+    assert_int_equal(
+        sshconfig_parse(&cfg, text, sizeof(text) - 1, "config", 0, &err), 0);
+    w = strvec_join(&warn, "\n");
+    n = strvec_join(&notes, "\n");
+    assert_non_null(strstr(w, "'HostKeyAlias' (not supported by crebuild)"));
+    assert_non_null(strstr(w, "'RevokedHostKeys'"));
+    assert_null(strstr(w, "GSSAPIAuthentication"));
+    assert_non_null(strstr(n, "GSSAPIAuthentication"));
+    free(w);
+    free(n);
+    strvec_clear(&warn);
+    strvec_clear(&notes);
+    ssh_target_release(&t);
+}
+
 static void
 test_rows(void **state)
 {
@@ -1342,6 +1382,7 @@ main(void)
         cmocka_unit_test(test_exec_shell),
         cmocka_unit_test(test_final_host),
         cmocka_unit_test(test_file_secure),
+        cmocka_unit_test(test_host_key_options_warn),
         cmocka_unit_test(test_expand_paths),
         cmocka_unit_test(test_load_home),
     };
