@@ -354,6 +354,75 @@ printable(const char *v)
     return sb.buf != NULL ? strbuf_detach(&sb) : xstrdup("");
 }
 
+/* What ssh's default client %-tokens stand for (Match exec, paths). */
+struct tokens {
+    const char *home, *luser, *lhost, *host, *orig, *ruser;
+    char uid[24], port[16], shorthost[256], hash[2 * HASH_SHA1_LEN + 1];
+};
+
+/* The tokens for cfg, with host as %h. */
+static void
+tokens_init(struct tokens *tk, const struct sshconfig *cfg, const char *host)
+{
+    const struct ssh_target *t = cfg->t;
+    unsigned char md[HASH_SHA1_LEN];
+    char *in;
+
+    memset(tk, 0, sizeof(*tk));
+    tk->home = cfg->home;
+    tk->luser = cfg->local_user != NULL ? cfg->local_user : "";
+    tk->lhost = cfg->local_host != NULL ? cfg->local_host : "";
+    tk->host = host;
+    tk->orig = cfg->host != NULL ? cfg->host : "";
+    tk->ruser = t->user != NULL ? t->user : tk->luser;
+    (void)snprintf(tk->uid, sizeof(tk->uid), "%u", cfg->local_uid);
+    (void)snprintf(
+        tk->port, sizeof(tk->port), "%d", t->port > 0 ? t->port : 22);
+    (void)snprintf(tk->shorthost,
+                   sizeof(tk->shorthost),
+                   "%.*s",
+                   (int)strcspn(tk->lhost, "."),
+                   tk->lhost);
+    /* %C: SHA-1 of local host, host, port and remote user, in hex. */
+    in = xasprintf("%s%s%s%s", tk->lhost, tk->host, tk->port, tk->ruser);
+    hash_sha1(in, strlen(in), md);
+    hash_to_hex(md, sizeof(md), tk->hash);
+    free(in);
+}
+
+/* The value of %tok, or NULL for a token ssh does not know. */
+static const char *
+token_value(const struct tokens *tk, char tok)
+{
+    switch (tok) {
+    case '%':
+        return "%";
+    case 'C':
+        return tk->hash;
+    case 'L':
+        return tk->shorthost;
+    case 'i':
+        return tk->uid;
+    case 'k': /* HostKeyAlias is not supported: the host as given */
+    case 'n':
+        return tk->orig;
+    case 'l':
+        return tk->lhost;
+    case 'p':
+        return tk->port;
+    case 'd':
+        return tk->home != NULL ? tk->home : "";
+    case 'h':
+        return tk->host;
+    case 'r':
+        return tk->ruser;
+    case 'u':
+        return tk->luser;
+    default:
+        return NULL;
+    }
+}
+
 /* The Match exec command with its tokens expanded into *out.  0; 1 when a
  * token crebuild does not know the value of (%C): *out is NULL; or
  * CR_EUSAGE with *err. */
@@ -364,17 +433,13 @@ exec_expand(struct parse *ps,
             char **out,
             char **err)
 {
-    const struct sshconfig *cfg = ps->cfg;
-    const struct ssh_target *t = cfg->t;
-    const char *luser = cfg->local_user != NULL ? cfg->local_user : "";
-    const char *lhost = cfg->local_host != NULL ? cfg->local_host : "";
     struct strbuf sb = STRBUF_INIT;
-    char num[32];
-    char shorthost[256];
+    struct tokens tk;
 
     *out = NULL;
+    tokens_init(&tk, ps->cfg, target);
     for (const char *p = cmd; *p != '\0'; p++) {
-        const char *v = NULL;
+        const char *v;
         char tok;
 
         if (*p != '%') {
@@ -382,53 +447,16 @@ exec_expand(struct parse *ps,
             continue;
         }
         tok = *++p;
-        switch (tok) {
-        case '%':
-            strbuf_addch(&sb, '%');
-            continue;
-        case 'h':
-            v = target;
-            break;
-        case 'n':
-        case 'k': /* HostKeyAlias, not supported: the host as given */
-            v = cfg->host != NULL ? cfg->host : "";
-            break;
-        case 'p':
-            (void)snprintf(num, sizeof(num), "%d", t->port > 0 ? t->port : 22);
-            v = num;
-            break;
-        case 'r':
-            v = t->user != NULL ? t->user : luser;
-            break;
-        case 'u':
-            v = luser;
-            break;
-        case 'd':
-            v = cfg->home != NULL ? cfg->home : "";
-            break;
-        case 'i':
-            (void)snprintf(num, sizeof(num), "%u", cfg->local_uid);
-            v = num;
-            break;
-        case 'l':
-            v = lhost;
-            break;
-        case 'L': /* up to the first dot */
-            (void)snprintf(shorthost,
-                           sizeof(shorthost),
-                           "%.*s",
-                           (int)strcspn(lhost, "."),
-                           lhost);
-            v = shorthost;
-            break;
-        case 'C':
+        if (tok == 'C') {
             pnote(ps,
                   "Match exec token '%%%c' not supported by crebuild: "
                   "block skipped",
                   tok);
             strbuf_release(&sb);
             return 1;
-        default:
+        }
+        v = token_value(&tk, tok);
+        if (v == NULL) {
             strbuf_release(&sb);
             if (tok == '\0') {
                 return perr(ps, err, "Match exec: '%%' at the end");
@@ -1048,24 +1076,6 @@ read_files(struct sshconfig *cfg, const char *user_dir, char **err)
 
 /* ---- paths ---- */
 
-/* What ssh's default client %-tokens stand for in paths. */
-struct tokens {
-    const char *home, *luser, *lhost, *host, *orig, *ruser;
-    char uid[24], port[16], shorthost[256], hash[2 * 20 + 1];
-};
-
-/* ssh's %C: SHA-1 of local host, host, port and remote user, in hex. */
-static void
-conn_hash(struct tokens *tk)
-{
-    unsigned char md[HASH_SHA1_LEN];
-    char *in = xasprintf("%s%s%s%s", tk->lhost, tk->host, tk->port, tk->ruser);
-
-    hash_sha1(in, strlen(in), md);
-    hash_to_hex(md, sizeof(md), tk->hash);
-    free(in);
-}
-
 static int
 path_err(const char *what, const char *path, char **err, const char *why)
 {
@@ -1170,52 +1180,17 @@ expand_tokens(const struct tokens *tk,
             strbuf_addch(&sb, *p);
             continue;
         }
-        switch (*++p) {
-        case '%':
-            v = "%";
-            break;
-        case 'C':
-            v = tk->hash;
-            break;
-        case 'L':
-            v = tk->shorthost;
-            break;
-        case 'i':
-            v = tk->uid;
-            break;
-        case 'k': /* HostKeyAlias is not supported: the host as given */
-        case 'n':
-            v = tk->orig;
-            break;
-        case 'l':
-            v = tk->lhost;
-            break;
-        case 'p':
-            v = tk->port;
-            break;
-        case 'd':
-            v = tk->home != NULL ? tk->home : "";
-            break;
-        case 'h':
-            v = tk->host;
-            break;
-        case 'r':
-            v = tk->ruser;
-            break;
-        case 'u':
-            v = tk->luser;
-            break;
-        case '\0': {
-            strbuf_release(&sb);
-            return path_err(what, s, err, "'%' at the end");
-        }
-        default: {
+        v = token_value(tk, *++p);
+        if (v == NULL) {
             char why[32];
 
-            (void)snprintf(why, sizeof(why), "unknown token '%%%c'", *p);
+            if (*p == '\0') {
+                (void)snprintf(why, sizeof(why), "'%%' at the end");
+            } else {
+                (void)snprintf(why, sizeof(why), "unknown token '%%%c'", *p);
+            }
             strbuf_release(&sb);
             return path_err(what, s, err, why);
-        }
         }
         strbuf_addstr(&sb, v);
     }
@@ -1308,27 +1283,12 @@ int
 sshconfig_expand_paths(struct sshconfig *cfg, char **err)
 {
     struct ssh_target *t = cfg->t;
-    const char *lhost = cfg->local_host != NULL ? cfg->local_host : "";
     struct tokens tk;
     char *host = final_host(cfg);
     int rc = 0;
 
     *err = NULL;
-    memset(&tk, 0, sizeof(tk));
-    tk.home = cfg->home;
-    tk.luser = cfg->local_user != NULL ? cfg->local_user : "";
-    tk.lhost = lhost;
-    tk.host = host;
-    tk.orig = cfg->host != NULL ? cfg->host : "";
-    tk.ruser = t->user != NULL ? t->user : tk.luser;
-    (void)snprintf(tk.uid, sizeof(tk.uid), "%u", cfg->local_uid);
-    (void)snprintf(tk.port, sizeof(tk.port), "%d", t->port > 0 ? t->port : 22);
-    (void)snprintf(tk.shorthost,
-                   sizeof(tk.shorthost),
-                   "%.*s",
-                   (int)strcspn(lhost, "."),
-                   lhost);
-    conn_hash(&tk);
+    tokens_init(&tk, cfg, host);
 
     /* PKCS#11 URIs (which libssh takes) are left as they are. */
     for (size_t i = 0; rc == 0 && i < t->identities.n; i++) {
