@@ -81,28 +81,6 @@ struct ssh_chan {
 
 /* ---- small helpers ---- */
 
-/* A path that may still start with ~/: in the passwd entry's home (as
- * ssh), $HOME only without one.  (sshconfig_load has expanded the paths
- * of a target already, ~ included; this is for anything else.) */
-static char *
-expand_tilde(const char *p)
-{
-    char buf[16384];
-    struct passwd pw, *pwp = NULL;
-    const char *home = NULL;
-
-    if (p[0] != '~' || p[1] != '/') {
-        return xstrdup(p);
-    }
-    if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &pwp) == 0 && pwp != NULL &&
-        pw.pw_dir != NULL && pw.pw_dir[0] != '\0') {
-        home = pw.pw_dir;
-    } else {
-        home = getenv("HOME");
-    }
-    return home != NULL ? xasprintf("%s%s", home, p + 1) : xstrdup(p);
-}
-
 /* A finished path for an option libssh expands again (identities, known
  * hosts files: ~ and %d %h %l %p %r %u, its own meanings): '%' doubled
  * so that libssh takes it as written. */
@@ -522,10 +500,9 @@ apply_target(struct ssh_conn *c, const struct ssh_target *t)
                      "/nonexistent/agent",
                      "IdentityAgent");
     } else if (rc == 0 && t->identity_agent != NULL) {
-        char *p = expand_tilde(t->identity_agent);
-
-        rc = set_opt(c, SSH_OPTIONS_IDENTITY_AGENT, p, "IdentityAgent");
-        free(p);
+        /* (expanded by sshconfig_load, as every path of a target) */
+        rc = set_opt(
+            c, SSH_OPTIONS_IDENTITY_AGENT, t->identity_agent, "IdentityAgent");
     }
     if (rc == 0) {
         int lv = SSH_LOG_NOLOG;
@@ -814,7 +791,7 @@ auth_direct(struct ssh_conn *c, const struct ssh_target *t)
         home = getenv("HOME");
     }
     for (size_t i = 0; path == NULL && i < t->identities.n; i++) {
-        path = expand_tilde(t->identities.v[i]);
+        path = xstrdup(t->identities.v[i]);
         if (strncmp(path, "pkcs11:", 7) == 0 || access(path, R_OK) != 0) {
             free(path);
             path = NULL;

@@ -382,6 +382,24 @@ row_len(const struct row *r)
     return strlen(r->text);
 }
 
+/* cfg reading t's configuration from memory (mem_include), with the
+ * home /home/u. */
+static void
+cfg_in_memory(struct sshconfig *cfg,
+              struct ssh_target *t,
+              struct strvec *warn,
+              struct strvec *notes)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->t = t;
+    cfg->host = t->host;
+    cfg->home = "/home/u";
+    cfg->dir = "/home/u/.ssh";
+    cfg->include = mem_include;
+    cfg->warnings = warn;
+    cfg->notes = notes;
+}
+
 /* Keywords crebuild does not implement are debug notes, except those
  * that change which host key is trusted: they warn. */
 static void
@@ -398,14 +416,7 @@ test_host_key_options_warn(void **state)
     (void)state;
     ssh_target_init(&t);
     assert_int_equal(sshopts_target(&t, "box", NULL, &warn, &notes, &err), 0);
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.t = &t;
-    cfg.host = t.host;
-    cfg.home = "/home/u";
-    cfg.dir = "/home/u/.ssh";
-    cfg.include = mem_include;
-    cfg.warnings = &warn;
-    cfg.notes = &notes;
+    cfg_in_memory(&cfg, &t, &warn, &notes);
     set_local(&cfg);
     assert_int_equal(
         sshconfig_parse(&cfg, text, sizeof(text) - 1, "config", 0, &err), 0);
@@ -438,14 +449,7 @@ test_rows(void **state)
         ssh_target_init(&t);
         assert_int_equal(
             sshopts_target(&t, r->host, r->opts, &warn, &notes, &err), 0);
-        memset(&cfg, 0, sizeof(cfg));
-        cfg.t = &t;
-        cfg.host = t.host;
-        cfg.home = "/home/u";
-        cfg.dir = "/home/u/.ssh";
-        cfg.include = mem_include;
-        cfg.warnings = &warn;
-        cfg.notes = &notes;
+        cfg_in_memory(&cfg, &t, &warn, &notes);
         cfg.userdata = &calls;
         set_local(&cfg);
         rc = sshconfig_parse(&cfg, r->text, row_len(r), "config", 0, &err);
@@ -573,14 +577,7 @@ test_garbage(void **state)
         }
         ssh_target_init(&t);
         t.host = xstrdup("a");
-        memset(&cfg, 0, sizeof(cfg));
-        cfg.t = &t;
-        cfg.host = t.host;
-        cfg.home = "/home/u";
-        cfg.dir = "/home/u/.ssh";
-        cfg.include = mem_include;
-        cfg.warnings = &warn;
-        cfg.notes = &notes;
+        cfg_in_memory(&cfg, &t, &warn, &notes);
         cfg.userdata = &calls;
         rc = sshconfig_parse(
             &cfg, text.buf ? text.buf : "", text.len, "fuzz", 0, &err);
